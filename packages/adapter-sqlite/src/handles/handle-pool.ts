@@ -1,0 +1,146 @@
+import type { PoolStats, TenantLease } from '@shardines/core'
+import type { SqliteHandle } from './sqlite-handle.js'
+
+interface Entry {
+  readonly id: string
+  readonly handle: SqliteHandle
+  refs: number
+  /** Resolvers waiting for refs to reach 0 (destroy). */
+  idle: Array<() => void>
+}
+
+/**
+ * The open-handle LRU with pinning. A handle with a lease (a running scope or
+ * transaction) is pinned and never closed; beyond `maxOpen`, the least recently
+ * used unpinned handles are closed as soon as they are released. So open
+ * handles stay at `maxOpen` plus those pinned.
+ *
+ * Recency is the insertion order of a Map: a hit moves the entry to the end.
+ */
+export class HandlePool {
+  readonly #entries = new Map<string, Entry>()
+  readonly #open: (id: string) => SqliteHandle
+  #maxOpen: number
+  #pinned = 0
+  #hits = 0
+  #misses = 0
+  #evictions = 0
+
+  constructor(maxOpen: number, open: (id: string) => SqliteHandle) {
+    this.#maxOpen = maxOpen
+    this.#open = open
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /** Pins `id`'s handle, opening it on a miss. Synchronous: better-sqlite3 opens synchronously. */
+  acquire(id: string): TenantLease {
+    let entry = this.#entries.get(id)
+    let opened = false
+    if (entry !== undefined && !entry.handle.closed) {
+      this.#hits++
+      this.#entries.delete(id)
+      this.#entries.set(id, entry)
+    } else {
+      this.#misses++
+      entry = { id, handle: this.#open(id), refs: 0, idle: [] }
+      this.#entries.set(id, entry)
+      opened = true
+    }
+    if (entry.refs++ === 0) this.#pinned++
+    if (opened) this.#evictOverflow()
+    return new Lease(this, entry, opened)
+  }
+
+  release(entry: Entry): void {
+    if (--entry.refs > 0) return
+    this.#pinned--
+    if (entry.idle.length > 0) {
+      for (const wake of entry.idle.splice(0)) wake()
+    }
+    if (this.#entries.size > this.#maxOpen) this.#evictOverflow()
+  }
+
+  /** Closes one unpinned handle (the least recently used); false if every handle is pinned. */
+  evictOne(): boolean {
+    for (const entry of this.#entries.values()) {
+      if (entry.refs === 0) {
+        this.#close(entry)
+        this.#evictions++
+        return true
+      }
+    }
+    return false
+  }
+
+  /** Waits until nobody holds `id`, then closes and forgets its handle. */
+  async closeWhenIdle(id: string): Promise<void> {
+    const entry = this.#entries.get(id)
+    if (entry === undefined) return
+    while (entry.refs > 0) await new Promise<void>((resolve) => entry.idle.push(resolve))
+    if (this.#entries.get(id) === entry) this.#close(entry)
+  }
+
+  /** Lowers `maxOpen` (after the process ran out of file descriptors). */
+  shrink(maxOpen: number): void {
+    this.#maxOpen = Math.max(1, maxOpen)
+  }
+
+  get maxOpen(): number {
+    return this.#maxOpen
+  }
+
+  stats(): PoolStats {
+    return {
+      open: this.#entries.size,
+      pinned: this.#pinned,
+      hits: this.#hits,
+      misses: this.#misses,
+      evictions: this.#evictions,
+    }
+  }
+
+  closeAll(): void {
+    for (const entry of [...this.#entries.values()]) this.#close(entry)
+    this.#pinned = 0
+  }
+
+  #evictOverflow(): void {
+    if (this.#entries.size <= this.#maxOpen) return
+    for (const entry of this.#entries.values()) {
+      if (this.#entries.size <= this.#maxOpen) break
+      if (entry.refs === 0) {
+        this.#close(entry)
+        this.#evictions++
+      }
+    }
+  }
+
+  #close(entry: Entry): void {
+    this.#entries.delete(entry.id)
+    entry.handle.close()
+  }
+}
+
+class Lease implements TenantLease {
+  readonly handle: SqliteHandle
+  readonly opened: boolean
+  readonly #pool: HandlePool
+  readonly #entry: Entry
+  #released = false
+
+  constructor(pool: HandlePool, entry: Entry, opened: boolean) {
+    this.#pool = pool
+    this.#entry = entry
+    this.handle = entry.handle
+    this.opened = opened
+  }
+
+  release(): void {
+    if (this.#released) return
+    this.#released = true
+    this.#pool.release(this.#entry)
+  }
+}

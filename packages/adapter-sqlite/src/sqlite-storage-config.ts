@@ -1,0 +1,131 @@
+import { InvalidOptionsError } from '@shardines/core'
+
+/**
+ * Operational defaults, stated once (Effect's SqliteClient habit):
+ *
+ * - **Tenant journal mode: `delete`** (the rollback journal). Measured in
+ *   `bench/pool-churn.ts`: under LRU churn a WAL handle pays for a checkpoint
+ *   and the removal of its `-wal`/`-shm` at every close and recreates them at
+ *   every open, several times the cost of a rollback-journal open/close. Set at
+ *   create (it is persistent), never per open. Choose `'wal'` for tenants that
+ *   stay hot and see concurrent readers and writers from several processes.
+ * - **Apex journal mode: `wal`**: one long-lived handle read by every tenant
+ *   connection that attaches it, while the app writes to it.
+ * - `busy_timeout` 5000 ms, `foreign_keys = ON`, `synchronous = NORMAL` for WAL
+ *   and `FULL` for the rollback journal (NORMAL with a rollback journal can
+ *   corrupt on power loss; FULL cannot).
+ * - A per-handle statement cache of 200 statements, keyed by SQL: Kysely's
+ *   SQLite driver prepares every statement anew.
+ * - `maxOpen` 256 tenant handles (the apex handle is not counted).
+ */
+export interface SqliteStorageOptions {
+  /** Folder of the databases: `<dir>/apex.sqlite3`, `<dir>/tenants/<id>.sqlite3`. */
+  dir: string
+  /** Tenant handles kept open (least recently used beyond it are closed unless pinned). Default 256. */
+  maxOpen?: number
+  /** Journal mode of tenant databases, set when each is created. Default `'delete'`. */
+  journalMode?: JournalMode
+  /** Journal mode of the apex database. Default `'wal'`. */
+  apexJournalMode?: JournalMode
+  /** `PRAGMA synchronous`; default `'normal'` under WAL, `'full'` otherwise. */
+  synchronous?: 'off' | 'normal' | 'full' | 'extra'
+  /** `PRAGMA busy_timeout` in milliseconds. Default 5000. */
+  busyTimeout?: number
+  /** Further pragmas run on every open, e.g. `{ cache_size: -1024 }`. Values must be numbers or simple words. */
+  pragmas?: Readonly<Record<string, string | number>>
+  /** Prepared statements cached per handle. Default 200; 0 disables the cache. */
+  statementCacheSize?: number
+  /** Where warnings go (e.g. "maxOpen is above the file-descriptor limit"). Default `console.warn`. */
+  onWarning?: (message: string) => void
+}
+
+export type JournalMode = 'wal' | 'delete' | 'truncate' | 'persist'
+
+export interface ResolvedSqliteStorageOptions {
+  readonly dir: string
+  readonly maxOpen: number
+  readonly journalMode: JournalMode
+  readonly apexJournalMode: JournalMode
+  readonly synchronous: SqliteStorageOptions['synchronous']
+  readonly busyTimeout: number
+  readonly pragmas: Readonly<Record<string, string | number>>
+  readonly statementCacheSize: number
+  readonly onWarning: (message: string) => void
+}
+
+const KNOWN = [
+  'dir',
+  'maxOpen',
+  'journalMode',
+  'apexJournalMode',
+  'synchronous',
+  'busyTimeout',
+  'pragmas',
+  'statementCacheSize',
+  'onWarning',
+]
+const JOURNAL_MODES: readonly JournalMode[] = ['wal', 'delete', 'truncate', 'persist']
+const PRAGMA_NAME = /^[a-z_]+$/
+const PRAGMA_VALUE = /^-?[0-9]+$|^[a-z_]+$/i
+
+export function resolveOptions(options: SqliteStorageOptions): ResolvedSqliteStorageOptions {
+  if (typeof options !== 'object' || options === null || typeof options.dir !== 'string' || options.dir === '') {
+    throw new InvalidOptionsError('sqliteStorage(options) needs { dir }: the folder that holds the databases.')
+  }
+  for (const key of Object.keys(options)) {
+    if (KNOWN.includes(key)) continue
+    const near = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase().replace(/[-_]/g, ''))
+    throw new InvalidOptionsError(
+      near ? `Misspelled option "${key}" should be "${near}".` : `Unknown sqliteStorage option "${key}"; the options are ${KNOWN.join(', ')}.`,
+    )
+  }
+  const maxOpen = options.maxOpen ?? 256
+  if (!Number.isInteger(maxOpen) || maxOpen < 1) {
+    throw new InvalidOptionsError(`sqliteStorage: maxOpen must be a whole number of at least 1, not ${String(options.maxOpen)}.`)
+  }
+  for (const [key, mode] of [['journalMode', options.journalMode], ['apexJournalMode', options.apexJournalMode]] as const) {
+    if (mode !== undefined && !JOURNAL_MODES.includes(mode)) {
+      throw new InvalidOptionsError(`sqliteStorage: ${key} must be one of ${JOURNAL_MODES.join(', ')}, not ${JSON.stringify(mode)}.`)
+    }
+  }
+  if (options.synchronous !== undefined && !['off', 'normal', 'full', 'extra'].includes(options.synchronous)) {
+    throw new InvalidOptionsError(`sqliteStorage: synchronous must be off, normal, full or extra, not ${JSON.stringify(options.synchronous)}.`)
+  }
+  const pragmas = options.pragmas ?? {}
+  for (const [name, value] of Object.entries(pragmas)) {
+    if (!PRAGMA_NAME.test(name) || !PRAGMA_VALUE.test(String(value))) {
+      throw new InvalidOptionsError(`sqliteStorage: pragma ${JSON.stringify(name)} = ${JSON.stringify(value)} is not a simple pragma setting.`)
+    }
+  }
+  const busyTimeout = options.busyTimeout ?? 5000
+  if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
+    throw new InvalidOptionsError('sqliteStorage: busyTimeout must be a whole number of milliseconds.')
+  }
+  const statementCacheSize = options.statementCacheSize ?? 200
+  if (!Number.isInteger(statementCacheSize) || statementCacheSize < 0) {
+    throw new InvalidOptionsError('sqliteStorage: statementCacheSize must be a whole number (0 disables the cache).')
+  }
+  return Object.freeze({
+    dir: options.dir,
+    maxOpen,
+    journalMode: options.journalMode ?? 'delete',
+    apexJournalMode: options.apexJournalMode ?? 'wal',
+    synchronous: options.synchronous,
+    busyTimeout,
+    pragmas: Object.freeze({ ...pragmas }),
+    statementCacheSize,
+    onWarning: options.onWarning ?? ((message: string) => console.warn(message)),
+  })
+}
+
+/** The pragmas run at every open of a file in `journalMode` (the journal mode itself is set at create). */
+export function openPragmas(options: ResolvedSqliteStorageOptions, journalMode: JournalMode): string {
+  const synchronous = options.synchronous ?? (journalMode === 'wal' ? 'normal' : 'full')
+  const lines = [
+    `pragma busy_timeout = ${options.busyTimeout}`,
+    'pragma foreign_keys = on',
+    `pragma synchronous = ${synchronous}`,
+  ]
+  for (const [name, value] of Object.entries(options.pragmas)) lines.push(`pragma ${name} = ${value}`)
+  return `${lines.join(';\n')};`
+}

@@ -1,0 +1,308 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {
+  APEX,
+  ShardinesClosedError,
+  StorageError,
+  type PoolStats,
+  type StorageAdapter,
+  type StorageHandle,
+  type TenantLease,
+  TenantExistsError,
+  TenantNotFoundError,
+} from '@shardines/core'
+import Database from 'better-sqlite3'
+import { TenantPaths, withSideFiles } from './files/tenant-paths.js'
+import { HandlePool } from './handles/handle-pool.js'
+import { SqliteHandle } from './handles/sqlite-handle.js'
+import {
+  type JournalMode,
+  openPragmas,
+  type ResolvedSqliteStorageOptions,
+  resolveOptions,
+  type SqliteStorageOptions,
+} from './sqlite-storage-config.js'
+
+/** SQLite's compile-time limit on attached databases in better-sqlite3's build. */
+const MAX_ATTACHED = 10
+
+/**
+ * The better-sqlite3 storage adapter: `<dir>/apex.sqlite3` and one file per
+ * tenant under `<dir>/tenants/`, an LRU of open tenant handles with pinning,
+ * atomic create (build a temporary file, then link it into place), destroy,
+ * sorted listing, online backup and fork.
+ *
+ * @example
+ * ```ts
+ * const shard = createShardines<ApexDB, TenantDB>({ storage: sqliteStorage({ dir: './data', maxOpen: 256 }) })
+ * ```
+ */
+export function sqliteStorage(options: SqliteStorageOptions): StorageAdapter {
+  return new SqliteStorage(resolveOptions(options))
+}
+
+class SqliteStorage implements StorageAdapter {
+  readonly kind = 'sqlite'
+  readonly maxAttached = MAX_ATTACHED
+  readonly #options: ResolvedSqliteStorageOptions
+  readonly #paths: TenantPaths
+  readonly #pool: HandlePool
+  readonly #doomed = new Set<string>()
+  readonly #scratch = new Set<SqliteHandle>()
+  #apex: SqliteHandle | undefined
+  #tenantsDirReady = false
+  #warnedDescriptors = false
+  #closed = false
+
+  constructor(options: ResolvedSqliteStorageOptions) {
+    this.#options = options
+    this.#paths = new TenantPaths(options.dir)
+    this.#pool = new HandlePool(options.maxOpen, (id) => this.#openTenant(id))
+  }
+
+  apex(): StorageHandle {
+    this.#assertOpen()
+    if (this.#apex === undefined || this.#apex.closed) {
+      fs.mkdirSync(this.#paths.dir, { recursive: true })
+      const db = this.#withDescriptorRetry(() => new Database(this.#paths.apex))
+      const mode = this.#options.apexJournalMode
+      db.pragma(`journal_mode = ${mode}`)
+      db.exec(openPragmas(this.#options, mode))
+      this.#apex = new SqliteHandle(APEX, db, this.#options.statementCacheSize)
+    }
+    return this.#apex
+  }
+
+  async acquire(tenantId: string): Promise<TenantLease> {
+    this.#assertOpen()
+    if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+    return this.#pool.acquire(tenantId)
+  }
+
+  async exists(tenantId: string): Promise<boolean> {
+    this.#assertOpen()
+    if (this.#doomed.has(tenantId)) return false
+    return fs.existsSync(this.#paths.tenant(tenantId))
+  }
+
+  async create(tenantId: string, build: (handle: StorageHandle) => Promise<void>): Promise<void> {
+    this.#assertOpen()
+    const target = this.#paths.tenant(tenantId)
+    this.#ensureTenantsDir()
+    if (fs.existsSync(target)) throw new TenantExistsError(tenantId)
+    const temporary = this.#paths.temporary('creating', tenantId)
+    try {
+      const db = this.#withDescriptorRetry(() => new Database(temporary))
+      const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize)
+      try {
+        db.pragma(`journal_mode = ${this.#options.journalMode}`)
+        db.exec(openPragmas(this.#options, this.#options.journalMode))
+        await build(handle)
+      } finally {
+        handle.close()
+      }
+      this.#publish(temporary, target, tenantId)
+    } finally {
+      removeFiles(temporary)
+    }
+  }
+
+  async destroy(tenantId: string): Promise<boolean> {
+    this.#assertOpen()
+    if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+    this.#doomed.add(tenantId)
+    try {
+      await this.#pool.closeWhenIdle(tenantId)
+      const file = this.#paths.tenant(tenantId)
+      const existed = fs.existsSync(file)
+      // Side files first: a crash in between leaves a whole database, never a file without its journal.
+      for (const side of withSideFiles(file).slice(1)) removeFile(side)
+      removeFile(file)
+      return existed
+    } finally {
+      this.#doomed.delete(tenantId)
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    this.#assertOpen()
+    let dir: fs.Dir
+    try {
+      dir = await fs.promises.opendir(this.#paths.tenantsDir, { bufferSize: 1024 })
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw error
+    }
+    const ids: string[] = []
+    for await (const entry of dir) {
+      const id = this.#paths.idOf(entry.name)
+      if (id !== undefined && !this.#doomed.has(id)) ids.push(id)
+    }
+    ids.sort()
+    yield* ids
+  }
+
+  async backup(name: string, destPath: string): Promise<void> {
+    this.#assertOpen()
+    const dest = path.resolve(destPath)
+    fs.mkdirSync(path.dirname(dest), { recursive: true })
+    const partial = `${dest}.partial-${process.pid}-${Date.now().toString(36)}`
+    try {
+      await this.#copyLive(name, partial)
+      fs.renameSync(partial, dest)
+    } finally {
+      removeFiles(partial)
+    }
+  }
+
+  async fork(fromId: string, toId: string): Promise<void> {
+    this.#assertOpen()
+    const target = this.#paths.tenant(toId)
+    this.#ensureTenantsDir()
+    if (fs.existsSync(target)) throw new TenantExistsError(toId)
+    const temporary = this.#paths.temporary('forking', toId)
+    try {
+      await this.#copyLive(fromId, temporary)
+      this.#publish(temporary, target, toId)
+    } finally {
+      removeFiles(temporary)
+    }
+  }
+
+  locate(name: string): string {
+    return name === APEX ? this.#paths.apex : this.#paths.tenant(name)
+  }
+
+  openScratch(): StorageHandle {
+    this.#assertOpen()
+    const db = this.#withDescriptorRetry(() => new Database(':memory:'))
+    db.exec(openPragmas(this.#options, 'delete'))
+    const handle = new SqliteHandle('scratch', db, this.#options.statementCacheSize)
+    this.#scratch.add(handle)
+    return handle
+  }
+
+  closeScratch(handle: StorageHandle): void {
+    const scratch = handle as SqliteHandle
+    this.#scratch.delete(scratch)
+    scratch.close()
+  }
+
+  stats(): PoolStats {
+    return this.#pool.stats()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#pool.closeAll()
+    for (const scratch of this.#scratch) scratch.close()
+    this.#scratch.clear()
+    this.#apex?.close()
+  }
+
+  /** Opens a tenant for the pool (a miss): open + pragmas; journal mode was set at create. */
+  #openTenant(tenantId: string): SqliteHandle {
+    const file = this.#paths.tenant(tenantId)
+    let db: Database.Database
+    try {
+      db = this.#withDescriptorRetry(() => new Database(file, { fileMustExist: true }), file)
+    } catch (error) {
+      if (!fs.existsSync(file)) throw new TenantNotFoundError(tenantId)
+      throw new StorageError(`Could not open tenant "${tenantId}": ${(error as Error).message}`, {
+        cause: error,
+        tenantId,
+      })
+    }
+    db.exec(openPragmas(this.#options, this.#options.journalMode))
+    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize)
+  }
+
+  /**
+   * Opens with retries when the process is out of file descriptors: each retry
+   * closes the least recently used unpinned handle first, and the pool's limit
+   * is lowered to what the process can hold (with one warning).
+   */
+  #withDescriptorRetry(open: () => Database.Database, mustExist?: string): Database.Database {
+    for (;;) {
+      try {
+        return open()
+      } catch (error) {
+        if (mustExist !== undefined && !fs.existsSync(mustExist)) throw error
+        if (!isOutOfDescriptors(error) || !this.#pool.evictOne()) throw error
+        const limit = Math.max(1, this.#pool.size)
+        if (limit < this.#pool.maxOpen) this.#pool.shrink(limit)
+        if (!this.#warnedDescriptors) {
+          this.#warnedDescriptors = true
+          this.#options.onWarning(
+            `shardines: the process ran out of file descriptors with ${this.#pool.size + 1} tenant handles open; lowering maxOpen from ${this.#options.maxOpen} to ${limit}. Raise the limit (ulimit -n) or lower maxOpen.`,
+          )
+        }
+      }
+    }
+  }
+
+  /** A consistent copy of a live database through SQLite's online backup API. */
+  async #copyLive(name: string, dest: string): Promise<void> {
+    if (name === APEX) {
+      await (this.apex() as SqliteHandle).db.backup(dest)
+      return
+    }
+    if (this.#doomed.has(name)) throw new TenantNotFoundError(name)
+    const lease = this.#pool.acquire(name)
+    try {
+      await (lease.handle as SqliteHandle).db.backup(dest)
+    } finally {
+      lease.release()
+    }
+  }
+
+  /** Links a finished temporary database into place: atomic, and fails if the name is taken. */
+  #publish(temporary: string, target: string, tenantId: string): void {
+    try {
+      fs.linkSync(temporary, target)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new TenantExistsError(tenantId)
+      throw error
+    }
+    if (this.#options.synchronous !== 'off') fsyncDirectory(this.#paths.tenantsDir)
+  }
+
+  #ensureTenantsDir(): void {
+    if (this.#tenantsDirReady) return
+    fs.mkdirSync(this.#paths.tenantsDir, { recursive: true })
+    this.#tenantsDirReady = true
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ShardinesClosedError()
+  }
+}
+
+function isOutOfDescriptors(error: unknown): boolean {
+  const code = (error as { code?: string }).code
+  return code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
+}
+
+function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
+function removeFiles(file: string): void {
+  for (const f of withSideFiles(file)) removeFile(f)
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+export type { JournalMode }

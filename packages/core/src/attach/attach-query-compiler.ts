@@ -1,0 +1,193 @@
+import {
+  type CompiledQuery,
+  type OperationNode,
+  type QueryId,
+  type RootOperationNode,
+  type SchemableIdentifierNode,
+  SqliteQueryCompiler,
+  type TableNode,
+} from 'kysely'
+import { ReadOnlyAttachmentError, UnknownSchemaError } from '../errors.js'
+
+/** Where a compiled query records the attached schemas it needs. */
+export const REQUIRED_SCHEMAS: unique symbol = Symbol('shardines.requiredSchemas')
+
+/** A compiled query that may name attached schemas (`apex`, tenant ids). */
+export interface AttachAwareCompiledQuery<R = unknown> extends CompiledQuery<R> {
+  readonly [REQUIRED_SCHEMAS]?: readonly string[]
+}
+
+/** How a scope's compiler treats schemas. */
+export interface AttachPolicy {
+  /** Label used in error messages: the tenant id, or e.g. `withTenants(a, b)`. */
+  readonly label: string | undefined
+  /** Schemas a query may read (attached on demand). Anything else is refused. */
+  readonly readable: ReadonlySet<string>
+  /**
+   * Qualify every unqualified table reference with `main`, so SQLite never
+   * resolves it in an attached database (SQLite searches main, temp, then each
+   * attached database in order).
+   */
+  readonly qualifyMain: boolean
+}
+
+const LOCAL_SCHEMAS = new Set(['main', 'temp'])
+
+// Parents under which a TableNode names a table to read or write (as opposed to
+// a column qualifier such as "d"."title", a CTE's own name, or a foreign key).
+const TABLE_POSITIONS = new Set([
+  'FromNode',
+  'JoinNode',
+  'UsingNode',
+  'InsertQueryNode',
+  'UpdateQueryNode',
+  'MergeQueryNode',
+  'DropTableNode',
+  'AlterTableNode',
+])
+
+const STATEMENTS_WITH_CTES = new Set([
+  'SelectQueryNode',
+  'InsertQueryNode',
+  'UpdateQueryNode',
+  'DeleteQueryNode',
+  'MergeQueryNode',
+])
+
+type NodeWithWith = OperationNode & {
+  readonly with?: { readonly expressions: readonly { readonly name: { readonly table: TableNode } }[] }
+}
+
+/**
+ * The ATTACH compiler: Kysely's SQLite compiler plus one walk-along pass over
+ * the operation-node tree it compiles anyway (no second walk, no SQL text
+ * search). For each table it meets it:
+ *
+ * - records schemas other than `main`/`temp` (e.g. `apex` in
+ *   `innerJoin('apex.accounts as a', …)`) so the connection attaches them
+ *   before the statement runs;
+ * - refuses a schema the scope may not read ({@link UnknownSchemaError});
+ * - refuses any write or DDL aimed at an attached schema
+ *   ({@link ReadOnlyAttachmentError}): insert/update/delete/merge targets,
+ *   create/alter/drop of tables, indexes and views;
+ * - qualifies unqualified table references with `main` (CTE names excepted).
+ *
+ * @example
+ * ```ts
+ * t.db.selectFrom('documents as d').innerJoin('apex.accounts as a', 'a.id', 'd.owner_id').select(['d.title', 'a.email'])
+ * // select "d"."title", "a"."email" from "main"."documents" as "d"
+ * //   inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"      (needs: apex)
+ * ```
+ */
+export class AttachQueryCompiler extends SqliteQueryCompiler {
+  readonly #policy: AttachPolicy
+  #schemas: string[] = []
+
+  constructor(policy: AttachPolicy) {
+    super()
+    this.#policy = policy
+  }
+
+  override compileQuery(node: RootOperationNode, queryId: QueryId): CompiledQuery {
+    this.#schemas = []
+    const compiled = super.compileQuery(node, queryId)
+    if (this.#schemas.length === 0) return compiled
+    return Object.freeze({ ...compiled, [REQUIRED_SCHEMAS]: this.#schemas })
+  }
+
+  protected override visitTable(node: TableNode): void {
+    const parent = this.#tablePositionParent()
+    if (parent !== undefined) {
+      const schema = node.table.schema?.name
+      if (schema === undefined) {
+        if (this.#policy.qualifyMain && !this.#isCteName(node.table.identifier.name)) {
+          this.append('"main".')
+        }
+      } else if (!LOCAL_SCHEMAS.has(schema) && isWriteTarget(parent, this.#grandparentOf(node))) {
+        throw new ReadOnlyAttachmentError(schema, node.table.identifier.name, this.#policy.label)
+      }
+    } else if (node.table.schema !== undefined && this.parentNode?.kind === 'CreateTableNode') {
+      this.#refuseAttachedDdl(node.table)
+    }
+    super.visitTable(node)
+  }
+
+  protected override visitSchemableIdentifier(node: SchemableIdentifierNode): void {
+    const schema = node.schema?.name
+    if (schema !== undefined && !LOCAL_SCHEMAS.has(schema)) {
+      if (!this.#policy.readable.has(schema)) {
+        throw new UnknownSchemaError(schema, [...this.#policy.readable], this.#policy.label)
+      }
+      if (!this.#schemas.includes(schema)) this.#schemas.push(schema)
+    }
+    const parentKind = this.parentNode?.kind
+    if (parentKind === 'DropIndexNode' || parentKind === 'DropViewNode' || parentKind === 'CreateViewNode') {
+      if (schema === undefined) {
+        if (this.#policy.qualifyMain && parentKind !== 'CreateViewNode') this.append('"main".')
+      } else {
+        this.#refuseAttachedDdl(node)
+      }
+    }
+    super.visitSchemableIdentifier(node)
+  }
+
+  #refuseAttachedDdl(node: SchemableIdentifierNode): void {
+    const schema = node.schema?.name
+    if (schema !== undefined && !LOCAL_SCHEMAS.has(schema)) {
+      throw new ReadOnlyAttachmentError(schema, node.identifier.name, this.#policy.label)
+    }
+  }
+
+  /** The statement node under which the current TableNode names a table, if any. */
+  #tablePositionParent(): OperationNode | undefined {
+    const stack = this.nodeStack
+    let i = stack.length - 2
+    let parent = stack[i]
+    if (parent?.kind === 'AliasNode') parent = stack[--i]
+    if (parent === undefined) return undefined
+    if (TABLE_POSITIONS.has(parent.kind)) return parent
+    // create index … on <table>: the table is resolved in the index's schema, so
+    // it must stay unqualified; but it may not point into an attached database.
+    if (parent.kind === 'CreateIndexNode') {
+      const table = stack[stack.length - 1] as TableNode
+      this.#refuseAttachedDdl(table.table)
+    }
+    return undefined
+  }
+
+  #grandparentOf(_node: TableNode): OperationNode | undefined {
+    const stack = this.nodeStack
+    let i = stack.length - 2
+    if (stack[i]?.kind === 'AliasNode') i--
+    return stack[i - 1]
+  }
+
+  #isCteName(name: string): boolean {
+    const stack = this.nodeStack
+    for (let i = stack.length - 1; i >= 0; i--) {
+      const node = stack[i] as NodeWithWith
+      if (!STATEMENTS_WITH_CTES.has(node.kind) || node.with === undefined) continue
+      for (const cte of node.with.expressions) {
+        if (cte.name.table.table.identifier.name === name) return true
+      }
+    }
+    return false
+  }
+}
+
+function isWriteTarget(parent: OperationNode, grandparent: OperationNode | undefined): boolean {
+  switch (parent.kind) {
+    case 'InsertQueryNode':
+    case 'UpdateQueryNode':
+    case 'MergeQueryNode':
+    case 'DropTableNode':
+    case 'AlterTableNode':
+      // The table directly under these nodes is their target (a FROM/USING of an
+      // update or merge sits under a FromNode/UsingNode instead).
+      return true
+    case 'FromNode':
+      return grandparent?.kind === 'DeleteQueryNode'
+    default:
+      return false
+  }
+}

@@ -1,0 +1,194 @@
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely'
+import { REQUIRED_SCHEMAS, type AttachAwareCompiledQuery } from '../attach/attach-query-compiler.js'
+import { AttachLimitError, TenantScopeClosedError } from '../errors.js'
+import type { StorageHandle } from '../storage/storage-adapter.js'
+import { endTransaction, type HandleState, stateOf, whenNoTransaction } from './handle-state.js'
+import type { QueryLogger } from './query-log.js'
+
+/**
+ * What a {@link ScopedConnection} runs against: one handle, seen from one scope.
+ * Built once per scope (or once for apex); the connection objects are per call.
+ */
+export interface HandleBinding {
+  readonly handle: StorageHandle
+  readonly state: HandleState
+  /** Tenant id, `'apex'`, or a label for scratch handles: goes into logs and errors. */
+  readonly label: string
+  /**
+   * The owner token for transactions. Statements carrying the same token run
+   * even while that owner's transaction is open (a scope may use `t.db` inside
+   * its own `t.transaction`); everyone else waits for the transaction to end.
+   * `null` means a fresh token per connection (apex: each caller is its own owner).
+   */
+  readonly owner: object | null
+  /** When set, the binding refuses work once this returns true. */
+  readonly isClosed: (() => boolean) | null
+  /** Maps an attachable schema to the location to attach. */
+  readonly locate: (schema: string) => string
+  readonly maxAttached: number
+  readonly log: QueryLogger | null
+  /** Savepoints instead of a second BEGIN for nested transactions (migrations only). */
+  readonly nestedTransactions: boolean
+}
+
+export function bindHandle(
+  handle: StorageHandle,
+  options: Omit<HandleBinding, 'handle' | 'state'>,
+): HandleBinding {
+  return Object.freeze({ handle, state: stateOf(handle), ...options })
+}
+
+/**
+ * A Kysely connection onto a shared handle. Several scopes of one tenant share
+ * its handle; this class is what keeps them apart: a statement never runs
+ * inside another owner's open transaction, a closed scope's objects are
+ * refused, and attached schemas a query needs are attached first.
+ */
+export class ScopedConnection implements DatabaseConnection {
+  readonly #binding: HandleBinding
+  readonly #owner: object
+
+  constructor(binding: HandleBinding) {
+    this.#binding = binding
+    this.#owner = binding.owner ?? this
+  }
+
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const binding = this.#binding
+    if (binding.isClosed?.()) return Promise.reject(new TenantScopeClosedError(binding.label))
+    const owner = binding.state.txOwner
+    if (owner !== null && owner !== this.#owner) {
+      return whenNoTransaction(binding.state).then(() => this.executeQuery<R>(query))
+    }
+    // From here to the driver call nothing awaits, so no other owner can begin
+    // a transaction in between: the handle runs statements in call order.
+    try {
+      const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+      if (schemas !== undefined) this.#attachMissing(schemas)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const log = binding.log
+    if (log === null) return binding.handle.executeQuery<R>(query)
+    return log.time(binding.label, query, () => binding.handle.executeQuery<R>(query))
+  }
+
+  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    const binding = this.#binding
+    if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+    while (binding.state.txOwner !== null && binding.state.txOwner !== this.#owner) {
+      await whenNoTransaction(binding.state)
+    }
+    const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+    if (schemas !== undefined) this.#attachMissing(schemas)
+    yield* binding.handle.streamQuery<R>(query, chunkSize)
+  }
+
+  async begin(settings: TransactionSettings): Promise<void> {
+    const { state } = this.#binding
+    if (this.#binding.nestedTransactions && state.txOwner === this.#owner) {
+      state.savepoints++
+      await this.#run(`savepoint shardines_${state.savepoints}`)
+      return
+    }
+    while (state.txOwner !== null) await whenNoTransaction(state)
+    if (this.#binding.isClosed?.()) throw new TenantScopeClosedError(this.#binding.label)
+    state.txOwner = this.#owner
+    try {
+      // IMMEDIATE takes the write lock up front, so two processes never deadlock
+      // upgrading read locks; a read-only transaction stays deferred.
+      await this.#run(settings.accessMode === 'read only' ? 'begin' : 'begin immediate')
+    } catch (error) {
+      endTransaction(state)
+      throw error
+    }
+  }
+
+  async commit(): Promise<void> {
+    const { state } = this.#binding
+    if (state.savepoints > 0 && state.txOwner === this.#owner) {
+      await this.#run(`release shardines_${state.savepoints--}`)
+      return
+    }
+    try {
+      await this.#run('commit')
+    } finally {
+      endTransaction(state)
+    }
+  }
+
+  async rollback(): Promise<void> {
+    const { state } = this.#binding
+    if (state.savepoints > 0 && state.txOwner === this.#owner) {
+      const name = `shardines_${state.savepoints--}`
+      await this.#run(`rollback to ${name}`)
+      await this.#run(`release ${name}`)
+      return
+    }
+    try {
+      await this.#run('rollback')
+    } finally {
+      endTransaction(state)
+    }
+  }
+
+  /** Attaches a schema explicitly (for raw `sql`, which the compiler cannot read). */
+  async attach(schema: string): Promise<void> {
+    const { state } = this.#binding
+    while (state.txOwner !== null && state.txOwner !== this.#owner) await whenNoTransaction(state)
+    this.#attachMissing([schema])
+  }
+
+  #run(sql: string): Promise<QueryResult<unknown>> {
+    const query = CompiledQuery.raw(sql)
+    const { log, handle, label } = this.#binding
+    return log === null ? handle.executeQuery(query) : log.time(label, query, () => handle.executeQuery(query))
+  }
+
+  #attachMissing(schemas: readonly string[]): void {
+    const { handle, maxAttached, locate, label } = this.#binding
+    let missing = 0
+    for (const schema of schemas) if (!handle.attached.has(schema)) missing++
+    if (missing === 0) return
+    if (handle.attached.size + missing > maxAttached) {
+      throw new AttachLimitError(handle.attached.size + missing, maxAttached, label)
+    }
+    for (const schema of schemas) {
+      if (!handle.attached.has(schema)) handle.attach(schema, locate(schema))
+    }
+  }
+}
+
+/**
+ * The Kysely driver shared by every Shardines Kysely instance. Connections are
+ * supplied per scope by a connection provider, never by `acquireConnection`;
+ * transactions are delegated to the {@link ScopedConnection}.
+ */
+export class ShardinesDriver implements Driver {
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    throw new Error('Shardines supplies connections per scope; acquireConnection is never used.')
+  }
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    await asScoped(connection).begin(settings)
+  }
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await asScoped(connection).commit()
+  }
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await asScoped(connection).rollback()
+  }
+  async releaseConnection(): Promise<void> {}
+  async destroy(): Promise<void> {}
+}
+
+function asScoped(connection: DatabaseConnection): ScopedConnection {
+  if (connection instanceof ScopedConnection) return connection
+  throw new Error('Shardines transactions need a Shardines connection.')
+}

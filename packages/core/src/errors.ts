@@ -1,0 +1,222 @@
+/**
+ * Every error Shardines throws extends {@link ShardinesError} and carries a
+ * stable `code` that programs can match on (with ts-pattern or a switch).
+ *
+ * @example
+ * ```ts
+ * try { await shard.withTenant('acme', fn) }
+ * catch (e) { if (e instanceof ShardinesError && e.code === 'TENANT_NOT_FOUND') … }
+ * ```
+ */
+export type ShardinesErrorCode =
+  | 'NO_TENANT'
+  | 'INVALID_TENANT_ID'
+  | 'TENANT_NOT_FOUND'
+  | 'TENANT_EXISTS'
+  | 'RECORD_NOT_FOUND'
+  | 'READ_ONLY_ATTACHMENT'
+  | 'TENANT_SCOPE_CLOSED'
+  | 'ATTACH_LIMIT'
+  | 'MIGRATION_FAILED'
+  | 'TENANT_SCHEMA_OUTDATED'
+  | 'SHARDINES_CLOSED'
+  | 'INVALID_OPTIONS'
+  | 'UNKNOWN_SCHEMA'
+  | 'STORAGE_FAILED'
+
+export interface ShardinesErrorOptions {
+  cause?: unknown
+  tenantId?: string | undefined
+}
+
+/** The base class of every error Shardines throws. */
+export class ShardinesError extends Error {
+  readonly code: ShardinesErrorCode
+  /** The tenant the failed operation was for, when there was one. */
+  readonly tenantId: string | undefined
+
+  constructor(code: ShardinesErrorCode, message: string, options: ShardinesErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.tenantId = options.tenantId
+  }
+}
+
+/** A tenant-scoped operation ran outside `withTenant`. */
+export class NoTenantError extends ShardinesError {
+  constructor(what = 'this operation') {
+    super(
+      'NO_TENANT',
+      `No tenant is in scope: ${what} needs one. Run it inside shard.withTenant(id, fn).`,
+    )
+  }
+}
+
+/** A tenant id broke the id rules; nothing touched the filesystem. */
+export class InvalidTenantIdError extends ShardinesError {
+  /** Why the id was refused. */
+  readonly reason: string
+  constructor(id: unknown, reason: string) {
+    super(
+      'INVALID_TENANT_ID',
+      `Invalid tenant id ${describeId(id)}: ${reason}. A tenant id is 1–64 characters of a-z, 0-9, "_" and "-", starts with a letter or digit, and is not one of apex, main, temp.`,
+    )
+    this.reason = reason
+  }
+}
+
+/** The tenant has no database (never created, or destroyed). */
+export class TenantNotFoundError extends ShardinesError {
+  constructor(tenantId: string) {
+    super(
+      'TENANT_NOT_FOUND',
+      `Tenant "${tenantId}" does not exist. Create it with shard.tenants.create("${tenantId}").`,
+      { tenantId },
+    )
+  }
+}
+
+/** `tenants.create` found the tenant already there (possibly made by another process). */
+export class TenantExistsError extends ShardinesError {
+  constructor(tenantId: string) {
+    super('TENANT_EXISTS', `Tenant "${tenantId}" already exists; nothing was changed.`, {
+      tenantId,
+    })
+  }
+}
+
+/** `findOrThrow` found no row. */
+export class RecordNotFoundError extends ShardinesError {
+  readonly model: string
+  readonly key: unknown
+  constructor(model: string, key: unknown, tenantId?: string) {
+    super(
+      'RECORD_NOT_FOUND',
+      `${model} ${JSON.stringify(key)} was not found${tenantId ? ` in tenant "${tenantId}"` : ''}.`,
+      { tenantId },
+    )
+    this.model = model
+    this.key = key
+  }
+}
+
+/** A write or DDL aimed at an attached (read-only) database. */
+export class ReadOnlyAttachmentError extends ShardinesError {
+  readonly schema: string
+  readonly table: string | undefined
+  constructor(schema: string, table: string | undefined, tenantId: string | undefined) {
+    const target = table ? `"${schema}"."${table}"` : `"${schema}"`
+    const hint =
+      schema === 'apex'
+        ? 'Write to apex through shard.apex or an apex model.'
+        : `Write to tenant "${schema}" inside shard.withTenant("${schema}", fn).`
+    super(
+      'READ_ONLY_ATTACHMENT',
+      `Refused a write to ${target}${tenantId ? ` from tenant "${tenantId}"'s scope` : ''}: attached databases are read-only. ${hint}`,
+      { tenantId },
+    )
+    this.schema = schema
+    this.table = table
+  }
+}
+
+/** A scope's `db`, models or transaction was used after the scope ended. */
+export class TenantScopeClosedError extends ShardinesError {
+  constructor(tenantId: string) {
+    super(
+      'TENANT_SCOPE_CLOSED',
+      `The scope for tenant "${tenantId}" has ended; its db and models cannot be used any more. Await all work inside withTenant, or open a new scope.`,
+      { tenantId },
+    )
+  }
+}
+
+/** A query would need more attached databases than SQLite allows on one connection. */
+export class AttachLimitError extends ShardinesError {
+  readonly limit: number
+  readonly requested: number
+  constructor(requested: number, limit: number, tenantId?: string) {
+    super(
+      'ATTACH_LIMIT',
+      `A query needs ${requested} attached databases but SQLite allows ${limit} per connection. For work across many tenants use shard.mapTenants(fn), which visits tenants one scope at a time.`,
+      { tenantId },
+    )
+    this.limit = limit
+    this.requested = requested
+  }
+}
+
+/** A migration failed for a tenant (or apex); the database stayed at its previous version. */
+export class MigrationError extends ShardinesError {
+  /** The migration that failed, when known. */
+  readonly migration: string | undefined
+  constructor(tenantId: string, migration: string | undefined, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause)
+    super(
+      'MIGRATION_FAILED',
+      `Migration ${migration ? `"${migration}" ` : ''}failed for ${tenantId === 'apex' ? 'the apex database' : `tenant "${tenantId}"`}: ${why}. The database was left at its previous version.`,
+      { cause, tenantId },
+    )
+    this.migration = migration
+  }
+}
+
+/** `migrateOnOpen: 'check'` found a tenant behind the latest migration. */
+export class TenantSchemaOutdatedError extends ShardinesError {
+  readonly version: string | null
+  readonly pending: readonly string[]
+  constructor(tenantId: string, version: string | null, pending: readonly string[]) {
+    super(
+      'TENANT_SCHEMA_OUTDATED',
+      `Tenant "${tenantId}" is at migration ${version ?? '(none)'} with ${pending.length} pending (${pending.join(', ')}). Run shard.migrate.tenant("${tenantId}") or \`shardines migrate --all\`.`,
+      { tenantId },
+    )
+    this.version = version
+    this.pending = pending
+  }
+}
+
+/** The instance was closed with `shard.close()`. */
+export class ShardinesClosedError extends ShardinesError {
+  constructor() {
+    super('SHARDINES_CLOSED', 'This Shardines instance has been closed; create a new one.')
+  }
+}
+
+/** `createShardines` or a call got options it cannot use. */
+export class InvalidOptionsError extends ShardinesError {
+  constructor(message: string) {
+    super('INVALID_OPTIONS', message)
+  }
+}
+
+/** A query named a schema that is not available in this scope. */
+export class UnknownSchemaError extends ShardinesError {
+  readonly schema: string
+  constructor(schema: string, allowed: readonly string[], tenantId: string | undefined) {
+    super(
+      'UNKNOWN_SCHEMA',
+      `The query names schema "${schema}", which is not available here (available: ${allowed.join(', ') || 'none'}). Other tenants' tables are reachable only inside shard.withTenants([...ids], fn).`,
+      { tenantId },
+    )
+    this.schema = schema
+  }
+}
+
+/** The storage adapter failed in a way no other error describes. */
+export class StorageError extends ShardinesError {
+  constructor(message: string, options: ShardinesErrorOptions = {}) {
+    super('STORAGE_FAILED', message, options)
+  }
+}
+
+function describeId(id: unknown): string {
+  if (typeof id !== 'string') return `(${id === null ? 'null' : typeof id})`
+  // JSON.stringify escapes control characters; also escape bidi/format characters so the message is safe to print.
+  const shown = id.length > 80 ? `${id.slice(0, 80)}…` : id
+  return JSON.stringify(shown).replace(
+    /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+}

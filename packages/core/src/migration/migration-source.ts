@@ -1,0 +1,86 @@
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+import { FileMigrationProvider, type Migration, type MigrationProvider } from 'kysely'
+import { InvalidOptionsError } from '../errors.js'
+
+/**
+ * A set of migrations: a folder of migration modules (each exporting `up` and
+ * optionally `down`), a Kysely `MigrationProvider`, or a record of name → migration.
+ * Migrations run in name order, as with Kysely's `Migrator`.
+ */
+export type MigrationSource = string | MigrationProvider | Readonly<Record<string, Migration>>
+
+/** A migration with its name, in the order they apply. */
+export interface NamedMigration {
+  readonly name: string
+  readonly migration: Migration
+}
+
+/** The loaded, ordered set, with the version stamps used for the cheap up-to-date check. */
+export interface MigrationSet {
+  readonly migrations: readonly NamedMigration[]
+  readonly names: readonly string[]
+  /** `stamps[k]` identifies "the first k migrations applied" (0 for none). */
+  readonly stamps: readonly number[]
+  /** The stamp of the whole set: what an up-to-date database has in `user_version`. */
+  readonly latestStamp: number
+  readonly latest: string | null
+}
+
+export const EMPTY_MIGRATIONS: MigrationSource = Object.freeze({})
+
+/** Loads and orders a {@link MigrationSource}; folders are read relative to the working directory. */
+export async function loadMigrations(source: MigrationSource, what: string): Promise<MigrationSet> {
+  const provider = toProvider(source, what)
+  const record = await provider.getMigrations()
+  const names = Object.keys(record).sort()
+  const migrations = names.map((name) => {
+    const migration = record[name]
+    if (migration === undefined || typeof migration.up !== 'function') {
+      throw new InvalidOptionsError(`The ${what} migration "${name}" has no up() function.`)
+    }
+    return Object.freeze({ name, migration })
+  })
+  const stamps = [0]
+  for (let k = 1; k <= names.length; k++) stamps.push(versionStamp(names.slice(0, k)))
+  return Object.freeze({
+    migrations: Object.freeze(migrations),
+    names: Object.freeze(names),
+    stamps: Object.freeze(stamps),
+    latestStamp: stamps[names.length] ?? 0,
+    latest: names.at(-1) ?? null,
+  })
+}
+
+function toProvider(source: MigrationSource, what: string): MigrationProvider {
+  if (typeof source === 'string') {
+    return new FileMigrationProvider({ fs, path, migrationFolder: path.resolve(source) })
+  }
+  if (isProvider(source)) return source
+  if (typeof source === 'object' && source !== null) {
+    return { getMigrations: async () => ({ ...source }) }
+  }
+  throw new InvalidOptionsError(
+    `migrations.${what} must be a folder path, a Kysely MigrationProvider, or a record of name → { up, down? }.`,
+  )
+}
+
+function isProvider(source: unknown): source is MigrationProvider {
+  return typeof (source as MigrationProvider).getMigrations === 'function'
+}
+
+/**
+ * A positive 31-bit FNV-1a hash of the applied migration names, kept in SQLite's
+ * `user_version`: comparing one pragma with the latest stamp tells whether a
+ * database is up to date, without reading the migration table on every open.
+ */
+export function versionStamp(names: readonly string[]): number {
+  if (names.length === 0) return 0
+  let hash = 0x811c9dc5
+  const text = names.join('\n')
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 1) || 1
+}

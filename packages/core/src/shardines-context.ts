@@ -1,0 +1,22 @@
+import type { KyselyPlugin } from 'kysely'
+import type { QueryLogger } from './connection/query-log.js'
+import type { MigrationSet } from './migration/migration-source.js'
+import type { MigrateOnOpen } from './shardines-options.js'
+import type { StorageAdapter, TenantLease } from './storage/storage-adapter.js'
+
+/**
+ * What the instance's parts (scopes, migrations, models, HTTP, CLI) share.
+ * Internal: not exported from the package.
+ */
+export interface ShardinesContext {
+  readonly storage: StorageAdapter
+  readonly log: QueryLogger | null
+  readonly plugins: readonly KyselyPlugin[]
+  readonly migrateOnOpen: MigrateOnOpen
+  /** The loaded migration sets (loaded once, on first need). */
+  migrationSets(): Promise<{ readonly apex: MigrationSet; readonly tenant: MigrationSet }>
+  /** Pins a tenant's handle; with `ready`, also applies `migrateOnOpen`. */
+  acquire(tenantId: string, ready: boolean): Promise<TenantLease>
+  /** Throws `ShardinesClosedError` after `close()`. */
+  assertOpen(): void
+}

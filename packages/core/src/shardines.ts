@@ -1,0 +1,365 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { Kysely } from 'kysely'
+import { AttachQueryCompiler, type AttachPolicy } from './attach/attach-query-compiler.js'
+import { stateOf } from './connection/handle-state.js'
+import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
+import { QueryLogger } from './connection/query-log.js'
+import { bindHandle, type HandleBinding, ScopedConnection } from './connection/scoped-connection.js'
+import {
+  AttachLimitError,
+  InvalidOptionsError,
+  NoTenantError,
+  ShardinesClosedError,
+  TenantNotFoundError,
+  TenantSchemaOutdatedError,
+} from './errors.js'
+import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
+import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
+import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
+import type { ShardinesContext } from './shardines-context.js'
+import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
+import { APEX, type PoolStats, type StorageAdapter, type TenantLease } from './storage/storage-adapter.js'
+import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from './tenant/map-tenants.js'
+import type { TenantScope, TenantScopeDB, TenantsScope, TenantTransaction } from './tenant/scope-types.js'
+import { assertTenantId } from './tenant/tenant-id.js'
+import { createTenantsApi, type TenantsApi } from './tenant/tenants-api.js'
+
+/**
+ * A Shardines instance: one apex database and one SQLite file per tenant.
+ * Create it with {@link createShardines}.
+ */
+export interface Shardines<ApexDB, TenantDB, Models = unknown> {
+  /**
+   * Runs `fn` with `t.db` (and `shard.db()`) bound to tenant `id`'s file, and
+   * resolves to what `fn` returns. Everything awaited inside `fn` sees this
+   * tenant; the scope's objects stop working when `fn` settles.
+   *
+   * @example
+   * ```ts
+   * const open = await shard.withTenant('acme', (t) =>
+   *   t.db.selectFrom('documents').selectAll().where('status', '=', 'open').execute())
+   * ```
+   */
+  withTenant<T>(id: string, fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>): Promise<Awaited<T>>
+  /**
+   * Attaches several tenants (and apex, if used) read-only to one connection
+   * for joined queries: `x.db.selectFrom('acme.documents')…`. At most
+   * `storage.maxAttached` ids (`AttachLimitError` beyond). Binds no current tenant.
+   */
+  withTenants<const Ids extends readonly string[], T>(
+    ids: Ids,
+    fn: (x: TenantsScope<Ids[number], TenantDB, ApexDB>) => T | Promise<T>,
+  ): Promise<Awaited<T>>
+  /**
+   * Runs `fn` in each tenant's scope (sorted ids, `concurrency` at a time) and
+   * reports a value or an error per tenant. Never throws for a tenant's failure.
+   */
+  mapTenants<T>(
+    fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+    options?: MapTenantsOptions,
+  ): Promise<MapTenantsResult<Awaited<T>>[]>
+  /** The current tenant's Kysely; `NoTenantError` outside a scope. */
+  db(): Kysely<TenantScopeDB<TenantDB, ApexDB>>
+  /** The current tenant id, or `undefined` outside a scope. */
+  currentTenant(): string | undefined
+  /** Kysely over the apex database (read-write), usable anywhere. */
+  readonly apex: Kysely<ApexDB>
+  /** Tenant lifecycle: create, exists, list, destroy, backup, fork. */
+  readonly tenants: TenantsApi
+  /** Migrations of apex and tenants. */
+  readonly migrate: MigrateApi
+  /** Tenant handle pool counters since start. */
+  stats(): PoolStats
+  /** Closes every handle; the instance refuses further work. */
+  close(): Promise<void>
+}
+
+/**
+ * Creates a Shardines instance.
+ *
+ * @example
+ * ```ts
+ * export const shard = createShardines<ApexDB, TenantDB>({
+ *   storage: sqliteStorage({ dir: './data', maxOpen: 256 }),
+ *   migrations: { apex: './migrations/apex', tenant: './migrations/tenant' },
+ * })
+ * await shard.migrate.apex()
+ * await shard.tenants.create('acme')
+ * ```
+ */
+export function createShardines<ApexDB, TenantDB, Models = unknown>(
+  options: ShardinesOptions<Models>,
+): Shardines<ApexDB, TenantDB, Models> {
+  validateOptions(options as ShardinesOptions<unknown>)
+  return new ShardinesImpl<ApexDB, TenantDB, Models>(options)
+}
+
+const TENANT_READABLE: ReadonlySet<string> = new Set([APEX])
+
+class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, TenantDB, Models>, ShardinesContext {
+  readonly storage: StorageAdapter
+  readonly log: QueryLogger | null
+  readonly plugins: readonly import('kysely').KyselyPlugin[]
+  readonly migrateOnOpen: MigrateOnOpen
+  readonly tenants: TenantsApi
+  readonly migrate: MigrateApi
+  readonly #options: ShardinesOptions<Models>
+  readonly #als = new AsyncLocalStorage<TenantScopeImpl<TenantDB, ApexDB, Models>>()
+  readonly #locate: (schema: string) => string
+  #sets: Promise<{ apex: MigrationSet; tenant: MigrationSet }> | undefined
+  #apex: Kysely<ApexDB> | undefined
+  #closed = false
+
+  constructor(options: ShardinesOptions<Models>) {
+    this.#options = options
+    this.storage = options.storage
+    this.log = options.log === undefined ? null : new QueryLogger(options.log)
+    this.plugins = Object.freeze([...(options.plugins ?? [])])
+    this.migrateOnOpen = options.migrateOnOpen ?? 'lazy'
+    this.#locate = (schema) => this.storage.locate(schema)
+    this.tenants = createTenantsApi(this)
+    this.migrate = createMigrateApi(this)
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new ShardinesClosedError()
+  }
+
+  migrationSets(): Promise<{ apex: MigrationSet; tenant: MigrationSet }> {
+    this.#sets ??= (async () => {
+      const [apex, tenant] = await Promise.all([
+        loadMigrations(this.#options.migrations?.apex ?? EMPTY_MIGRATIONS, 'apex'),
+        loadMigrations(this.#options.migrations?.tenant ?? EMPTY_MIGRATIONS, 'tenant'),
+      ])
+      return { apex, tenant }
+    })()
+    // A failed load (e.g. a syntax error in a migration file) is retried next time.
+    this.#sets.catch(() => {
+      this.#sets = undefined
+    })
+    return this.#sets
+  }
+
+  async acquire(tenantId: string, ready: boolean): Promise<TenantLease> {
+    const lease = await this.storage.acquire(tenantId)
+    if (!ready) return lease
+    const state = stateOf(lease.handle)
+    if (state.ready) return lease
+    try {
+      state.readying ??= this.#makeReady(tenantId, lease).finally(() => {
+        state.readying = null
+      })
+      await state.readying
+      state.ready = true
+      return lease
+    } catch (error) {
+      lease.release()
+      throw error
+    }
+  }
+
+  /** The version check on open (one pragma), then lazy migration or the 'check' error. */
+  async #makeReady(tenantId: string, lease: TenantLease): Promise<void> {
+    if (this.migrateOnOpen === 'off') return
+    const { tenant } = await this.migrationSets()
+    const stamp = await readVersionStamp(lease.handle)
+    if (stamp === tenant.latestStamp) return
+    if (this.migrateOnOpen === 'check') {
+      const binding = this.#exclusiveBinding(lease, tenantId)
+      const applied = await readAppliedMigrations(createBoundKysely(binding, plainCompiler(), []))
+      if (tenant.names.every((name, i) => applied[i] === name)) return
+      throw new TenantSchemaOutdatedError(tenantId, applied.at(-1) ?? null, tenant.names.slice(applied.length))
+    }
+    const outcome = await runMigrations(lease.handle, tenantId, tenant, this.log)
+    if (outcome.error) throw outcome.error
+  }
+
+  #exclusiveBinding(lease: TenantLease, label: string): HandleBinding {
+    return bindHandle(lease.handle, {
+      label,
+      owner: null,
+      isClosed: null,
+      locate: this.#locate,
+      maxAttached: this.storage.maxAttached,
+      log: this.log,
+      nestedTransactions: false,
+    })
+  }
+
+  async withTenant<T>(
+    id: string,
+    fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+  ): Promise<Awaited<T>> {
+    this.assertOpen()
+    assertTenantId(id)
+    if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
+    const lease = await this.acquire(id, true)
+    const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(this, id, lease, this.#locate)
+    try {
+      return await this.#als.run(scope, fn, scope)
+    } finally {
+      scope.close()
+      lease.release()
+    }
+  }
+
+  async withTenants<const Ids extends readonly string[], T>(
+    ids: Ids,
+    fn: (x: TenantsScope<Ids[number], TenantDB, ApexDB>) => T | Promise<T>,
+  ): Promise<Awaited<T>> {
+    this.assertOpen()
+    if (!Array.isArray(ids) || ids.length === 0) {
+      throw new InvalidOptionsError('withTenants(ids, fn) needs a non-empty array of tenant ids.')
+    }
+    for (const id of ids) assertTenantId(id)
+    const unique = [...new Set(ids as readonly string[])]
+    if (unique.length > this.storage.maxAttached) {
+      throw new AttachLimitError(unique.length, this.storage.maxAttached)
+    }
+    const leases: TenantLease[] = []
+    let scratch: ReturnType<StorageAdapter['openScratch']> | undefined
+    let closed = false
+    try {
+      // Pinning each tenant keeps it from being destroyed mid-query and applies migrateOnOpen.
+      for (const id of unique) leases.push(await this.acquire(id, true))
+      scratch = this.storage.openScratch()
+      const label = `withTenants(${unique.join(', ')})`
+      const policy: AttachPolicy = Object.freeze({
+        label,
+        readable: new Set([...unique, APEX]),
+        qualifyMain: true,
+      })
+      const binding = bindHandle(scratch, {
+        label,
+        owner: null,
+        isClosed: () => closed,
+        locate: this.#locate,
+        maxAttached: this.storage.maxAttached,
+        log: this.log,
+        nestedTransactions: false,
+      })
+      const db = createBoundKysely<never>(binding, new AttachQueryCompiler(policy), this.plugins)
+      const scope: TenantsScope<Ids[number], TenantDB, ApexDB> = Object.freeze({
+        ids: Object.freeze([...unique]) as readonly Ids[number][],
+        db: db as unknown as TenantsScope<Ids[number], TenantDB, ApexDB>['db'],
+        attach: async (name: string) => {
+          if (name !== APEX && !unique.includes(name)) {
+            throw new InvalidOptionsError(`attach("${name}"): only apex and the ids given to withTenants can be attached.`)
+          }
+          await new ScopedConnection(binding).attach(name)
+        },
+      })
+      return await fn(scope)
+    } finally {
+      closed = true
+      if (scratch) this.storage.closeScratch(scratch)
+      for (const lease of leases) lease.release()
+    }
+  }
+
+  mapTenants<T>(
+    fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+    options: MapTenantsOptions = {},
+  ): Promise<MapTenantsResult<Awaited<T>>[]> {
+    this.assertOpen()
+    return mapTenants(this.storage.list(), (id) => this.withTenant(id, fn), options)
+  }
+
+  db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
+    const scope = this.#als.getStore()
+    if (scope === undefined) throw new NoTenantError('shard.db()')
+    return scope.db
+  }
+
+  currentTenant(): string | undefined {
+    return this.#als.getStore()?.id
+  }
+
+  get apex(): Kysely<ApexDB> {
+    this.assertOpen()
+    this.#apex ??= createBoundKysely<ApexDB>(
+      bindHandle(this.storage.apex(), {
+        label: APEX,
+        owner: null,
+        isClosed: () => this.#closed,
+        locate: this.#locate,
+        maxAttached: 0,
+        log: this.log,
+        nestedTransactions: false,
+      }),
+      plainCompiler(),
+      this.plugins,
+    )
+    return this.#apex
+  }
+
+  stats(): PoolStats {
+    return this.storage.stats()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.storage.close()
+  }
+}
+
+/** The scope object behind `withTenant`: a value bound to one tenant's pinned handle. */
+class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB, ApexDB, Models> {
+  readonly id: string
+  readonly #binding: HandleBinding
+  readonly #shard: ShardinesImpl<ApexDB, TenantDB, Models>
+  #db: Kysely<TenantScopeDB<TenantDB, ApexDB>> | undefined
+  #closed = false
+
+  constructor(
+    shard: ShardinesImpl<ApexDB, TenantDB, Models>,
+    id: string,
+    lease: TenantLease,
+    locate: (schema: string) => string,
+  ) {
+    this.id = id
+    this.#shard = shard
+    this.#binding = bindHandle(lease.handle, {
+      label: id,
+      owner: this,
+      isClosed: () => this.#closed,
+      locate,
+      maxAttached: shard.storage.maxAttached,
+      log: shard.log,
+      nestedTransactions: false,
+    })
+  }
+
+  get db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
+    this.#db ??= createBoundKysely(
+      this.#binding,
+      new AttachQueryCompiler({ label: this.id, readable: TENANT_READABLE, qualifyMain: true }),
+      this.#shard.plugins,
+    )
+    return this.#db
+  }
+
+  get models(): Models {
+    throw new InvalidOptionsError('Models are not available yet in this build.')
+  }
+
+  transaction<T>(fn: (trx: TenantTransaction<TenantDB, ApexDB, Models>) => Promise<T>): Promise<T> {
+    return this.db
+      .transaction()
+      .execute((trx) => fn(Object.freeze({ id: this.id, db: trx, models: undefined as Models })))
+  }
+
+  attach(name: 'apex'): Promise<void> {
+    if (name !== APEX) {
+      return Promise.reject(
+        new InvalidOptionsError(`t.attach("${String(name)}"): a tenant scope can attach only apex; use withTenants for other tenants.`),
+      )
+    }
+    return new ScopedConnection(this.#binding).attach(APEX)
+  }
+
+  close(): void {
+    this.#closed = true
+  }
+}

@@ -1,0 +1,112 @@
+import type { CompiledQuery, QueryResult } from 'kysely'
+
+/**
+ * The name under which the shared catalogue database is addressed (`apex.<table>`),
+ * reported in logs and passed to {@link StorageAdapter.locate}.
+ */
+export const APEX = 'apex'
+
+/**
+ * One open database connection, as core needs it. Core never sees the driver
+ * (better-sqlite3, libSQL, …): an adapter wraps its connection in this shape,
+ * much as Kysely's `SqliteDatabase` describes only the methods its driver uses.
+ *
+ * Contract: statements on one handle never interleave. A synchronous driver runs
+ * each statement to completion inside `executeQuery` before it returns; an
+ * asynchronous one must queue them in call order. Core relies on this to keep a
+ * scope's statements out of another scope's open transaction.
+ */
+export interface StorageHandle {
+  /** `'apex'`, the tenant id, or a name for a scratch handle. */
+  readonly name: string
+  /** Runs one statement (through the handle's statement cache where it has one). */
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>>
+  /** Streams the rows of a select, one chunk at a time. */
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
+  /** Schemas currently attached to this connection. */
+  readonly attached: ReadonlySet<string>
+  /**
+   * Attaches the database at `location` (from {@link StorageAdapter.locate}) as
+   * `schema`. `schema` is a validated tenant id or `'apex'`; the adapter passes
+   * `location` to the database as a bound parameter.
+   */
+  attach(schema: string, location: string): void | Promise<void>
+  /** Detaches `schema`; never called while a transaction is open on the handle. */
+  detach(schema: string): void | Promise<void>
+  /** Drops cached prepared statements (after schema changes, e.g. a migration). */
+  clearStatementCache(): void
+  /** True once the handle has been closed (evicted, destroyed or shut down). */
+  readonly closed: boolean
+}
+
+/** A pinned tenant handle: the pool never closes it until `release()`. */
+export interface TenantLease {
+  readonly handle: StorageHandle
+  /** True when this acquisition opened the file (a pool miss), so core can check its version. */
+  readonly opened: boolean
+  /** Unpins the handle; call exactly once. */
+  release(): void
+}
+
+/** Counters of the tenant handle pool since start (the apex handle is not counted). */
+export interface PoolStats {
+  /** Tenant handles open now. */
+  readonly open: number
+  /** Open handles held by a running scope or transaction. */
+  readonly pinned: number
+  readonly hits: number
+  readonly misses: number
+  readonly evictions: number
+}
+
+/**
+ * What a storage backend provides. `@shardines/adapter-sqlite` implements it on
+ * better-sqlite3; a libSQL or encrypted-SQLite adapter implements the same
+ * interface and passes the same behaviour suite (`test/conformance`).
+ *
+ * Tenant ids reaching an adapter have already been validated by core.
+ */
+export interface StorageAdapter {
+  /** A short name for messages and logs, e.g. `'sqlite'`. */
+  readonly kind: string
+  /** How many databases one connection can attach (10 in better-sqlite3's build). */
+  readonly maxAttached: number
+
+  /** The apex handle, opened (and created) on first use; lives until `close()`. */
+  apex(): StorageHandle
+  /**
+   * Pins the tenant's handle, opening it on a pool miss (evicting the least
+   * recently used unpinned handle beyond `maxOpen`). Rejects with
+   * `TenantNotFoundError` when the tenant has no database or is being destroyed.
+   */
+  acquire(tenantId: string): Promise<TenantLease>
+  exists(tenantId: string): Promise<boolean>
+  /**
+   * Creates the tenant atomically: `build` runs on a handle to a private
+   * temporary database (e.g. to apply migrations), which then appears under the
+   * tenant's name in one step. Rejects with `TenantExistsError` if the tenant
+   * exists (also when another process won the race), leaving nothing behind.
+   */
+  create(tenantId: string, build: (handle: StorageHandle) => Promise<void>): Promise<void>
+  /**
+   * Refuses new acquisitions of the tenant at once, waits for current leases to
+   * be released, closes the handle and removes the database and its side files.
+   * Resolves to whether a database existed.
+   */
+  destroy(tenantId: string): Promise<boolean>
+  /** Every tenant id, sorted, streamed. */
+  list(): AsyncIterable<string>
+  /** An online, consistent copy of a live database (`'apex'` or a tenant id) at `destPath`. */
+  backup(name: string, destPath: string): Promise<void>
+  /** A consistent copy of tenant `fromId` created as tenant `toId` (atomic, like `create`). */
+  fork(fromId: string, toId: string): Promise<void>
+  /** What another handle passes to `attach` to reach `'apex'` or a tenant. */
+  locate(name: string): string
+  /** A private, empty, in-memory handle (used to attach several tenants read-only). */
+  openScratch(): StorageHandle
+  /** Closes a scratch handle. */
+  closeScratch(handle: StorageHandle): void
+  stats(): PoolStats
+  /** Closes every handle. */
+  close(): Promise<void>
+}
