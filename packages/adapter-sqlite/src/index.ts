@@ -1,2 +1,2 @@
 export { sqliteStorage } from './sqlite-storage.js'
-export type { SqliteStorageOptions, JournalMode } from './sqlite-storage-config.js'
+export type { JournalMode, SqliteStorageOptions } from './sqlite-storage-config.js'

@@ -76,25 +76,38 @@ export function resolveOptions(options: SqliteStorageOptions): ResolvedSqliteSto
     if (KNOWN.includes(key)) continue
     const near = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase().replace(/[-_]/g, ''))
     throw new InvalidOptionsError(
-      near ? `Misspelled option "${key}" should be "${near}".` : `Unknown sqliteStorage option "${key}"; the options are ${KNOWN.join(', ')}.`,
+      near
+        ? `Misspelled option "${key}" should be "${near}".`
+        : `Unknown sqliteStorage option "${key}"; the options are ${KNOWN.join(', ')}.`,
     )
   }
   const maxOpen = options.maxOpen ?? 256
   if (!Number.isInteger(maxOpen) || maxOpen < 1) {
-    throw new InvalidOptionsError(`sqliteStorage: maxOpen must be a whole number of at least 1, not ${String(options.maxOpen)}.`)
+    throw new InvalidOptionsError(
+      `sqliteStorage: maxOpen must be a whole number of at least 1, not ${String(options.maxOpen)}.`,
+    )
   }
-  for (const [key, mode] of [['journalMode', options.journalMode], ['apexJournalMode', options.apexJournalMode]] as const) {
+  for (const [key, mode] of [
+    ['journalMode', options.journalMode],
+    ['apexJournalMode', options.apexJournalMode],
+  ] as const) {
     if (mode !== undefined && !JOURNAL_MODES.includes(mode)) {
-      throw new InvalidOptionsError(`sqliteStorage: ${key} must be one of ${JOURNAL_MODES.join(', ')}, not ${JSON.stringify(mode)}.`)
+      throw new InvalidOptionsError(
+        `sqliteStorage: ${key} must be one of ${JOURNAL_MODES.join(', ')}, not ${JSON.stringify(mode)}.`,
+      )
     }
   }
   if (options.synchronous !== undefined && !['off', 'normal', 'full', 'extra'].includes(options.synchronous)) {
-    throw new InvalidOptionsError(`sqliteStorage: synchronous must be off, normal, full or extra, not ${JSON.stringify(options.synchronous)}.`)
+    throw new InvalidOptionsError(
+      `sqliteStorage: synchronous must be off, normal, full or extra, not ${JSON.stringify(options.synchronous)}.`,
+    )
   }
   const pragmas = options.pragmas ?? {}
   for (const [name, value] of Object.entries(pragmas)) {
     if (!PRAGMA_NAME.test(name) || !PRAGMA_VALUE.test(String(value))) {
-      throw new InvalidOptionsError(`sqliteStorage: pragma ${JSON.stringify(name)} = ${JSON.stringify(value)} is not a simple pragma setting.`)
+      throw new InvalidOptionsError(
+        `sqliteStorage: pragma ${JSON.stringify(name)} = ${JSON.stringify(value)} is not a simple pragma setting.`,
+      )
     }
   }
   const busyTimeout = options.busyTimeout ?? 5000

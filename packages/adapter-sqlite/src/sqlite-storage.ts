@@ -2,13 +2,13 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {
   APEX,
-  ShardinesClosedError,
-  StorageError,
   type PoolStats,
+  ShardinesClosedError,
   type StorageAdapter,
+  StorageError,
   type StorageHandle,
-  type TenantLease,
   TenantExistsError,
+  type TenantLease,
   TenantNotFoundError,
 } from '@shardines/core'
 import Database from 'better-sqlite3'

@@ -46,10 +46,7 @@ export class ShardinesError extends Error {
 /** A tenant-scoped operation ran outside `withTenant`. */
 export class NoTenantError extends ShardinesError {
   constructor(what = 'this operation') {
-    super(
-      'NO_TENANT',
-      `No tenant is in scope: ${what} needs one. Run it inside shard.withTenant(id, fn).`,
-    )
+    super('NO_TENANT', `No tenant is in scope: ${what} needs one. Run it inside shard.withTenant(id, fn).`)
   }
 }
 

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Kysely } from 'kysely'
-import { AttachQueryCompiler, type AttachPolicy } from './attach/attach-query-compiler.js'
+import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
@@ -10,11 +10,10 @@ import {
   InvalidOptionsError,
   NoTenantError,
   ShardinesClosedError,
-  TenantNotFoundError,
   TenantSchemaOutdatedError,
 } from './errors.js'
-import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
+import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
 import type { ShardinesContext } from './shardines-context.js'
 import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
@@ -244,7 +243,9 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         db: db as unknown as TenantsScope<Ids[number], TenantDB, ApexDB>['db'],
         attach: async (name: string) => {
           if (name !== APEX && !unique.includes(name)) {
-            throw new InvalidOptionsError(`attach("${name}"): only apex and the ids given to withTenants can be attached.`)
+            throw new InvalidOptionsError(
+              `attach("${name}"): only apex and the ids given to withTenants can be attached.`,
+            )
           }
           await new ScopedConnection(binding).attach(name)
         },
@@ -353,7 +354,9 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   attach(name: 'apex'): Promise<void> {
     if (name !== APEX) {
       return Promise.reject(
-        new InvalidOptionsError(`t.attach("${String(name)}"): a tenant scope can attach only apex; use withTenants for other tenants.`),
+        new InvalidOptionsError(
+          `t.attach("${String(name)}"): a tenant scope can attach only apex; use withTenants for other tenants.`,
+        ),
       )
     }
     return new ScopedConnection(this.#binding).attach(APEX)

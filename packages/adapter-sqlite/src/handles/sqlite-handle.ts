@@ -78,7 +78,8 @@ export class SqliteHandle implements StorageHandle {
   }
 
   attach(schema: string, location: string): void {
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(schema)) throw new Error(`Refusing to attach under schema name ${JSON.stringify(schema)}.`)
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(schema))
+      throw new Error(`Refusing to attach under schema name ${JSON.stringify(schema)}.`)
     this.db.prepare(`attach database ? as "${schema}"`).run(location)
     this.#attached.add(schema)
   }

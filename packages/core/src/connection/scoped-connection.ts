@@ -1,11 +1,5 @@
-import {
-  CompiledQuery,
-  type DatabaseConnection,
-  type Driver,
-  type QueryResult,
-  type TransactionSettings,
-} from 'kysely'
-import { REQUIRED_SCHEMAS, type AttachAwareCompiledQuery } from '../attach/attach-query-compiler.js'
+import { CompiledQuery, type DatabaseConnection, type Driver, type QueryResult, type TransactionSettings } from 'kysely'
+import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
 import { AttachLimitError, TenantScopeClosedError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { endTransaction, type HandleState, stateOf, whenNoTransaction } from './handle-state.js'
@@ -37,10 +31,7 @@ export interface HandleBinding {
   readonly nestedTransactions: boolean
 }
 
-export function bindHandle(
-  handle: StorageHandle,
-  options: Omit<HandleBinding, 'handle' | 'state'>,
-): HandleBinding {
+export function bindHandle(handle: StorageHandle, options: Omit<HandleBinding, 'handle' | 'state'>): HandleBinding {
   return Object.freeze({ handle, state: stateOf(handle), ...options })
 }
 

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
+import { stateOf } from '../connection/handle-state.js'
 import { MigrationError } from '../errors.js'
 import type { ShardinesContext } from '../shardines-context.js'
-import { stateOf } from '../connection/handle-state.js'
 import { assertTenantId } from '../tenant/tenant-id.js'
 import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 

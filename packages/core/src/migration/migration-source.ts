@@ -82,5 +82,5 @@ export function versionStamp(names: readonly string[]): number {
     hash ^= text.charCodeAt(i)
     hash = Math.imul(hash, 0x01000193)
   }
-  return (hash >>> 1) || 1
+  return hash >>> 1 || 1
 }

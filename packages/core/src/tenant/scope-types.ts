@@ -8,9 +8,7 @@ export type Qualified<DB, Schema extends string> = {
 /** What `t.db` sees inside `withTenant`: the tenant's tables, plus apex's as `apex.<table>` (read-only). */
 export type TenantScopeDB<TenantDB, ApexDB> = TenantDB & Qualified<ApexDB, 'apex'>
 
-type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) extends (k: infer I) => void
-  ? I
-  : never
+type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) extends (k: infer I) => void ? I : never
 
 /** What `x.db` sees inside `withTenants(ids, fn)`: each tenant's tables as `<id>.<table>`, plus `apex.<table>`. */
 export type TenantsScopeDB<Ids extends string, TenantDB, ApexDB> = UnionToIntersection<
