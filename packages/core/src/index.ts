@@ -20,7 +20,7 @@ export {
   UnknownSchemaError,
 } from './errors.js'
 export type { MigrateAllOptions, MigrateApi, MigrationReport } from './migration/migrate-api.js'
-export type { MigrationSource } from './migration/migration-source.js'
+export type { MigrationSource, NamedMigration } from './migration/migration-source.js'
 export type { MigrationOutcome } from './migration/run-migrations.js'
 export { createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'

@@ -3,6 +3,7 @@ import { stateOf } from '../connection/handle-state.js'
 import { MigrationError } from '../errors.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import { assertTenantId } from '../tenant/tenant-id.js'
+import type { NamedMigration } from './migration-source.js'
 import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 
 /** What `migrate.all` returns. */
@@ -29,6 +30,8 @@ export interface MigrateApi {
   tenant(id: string): Promise<MigrationOutcome>
   /** Migrates every tenant; never throws for a tenant's failure (see the report). */
   all(options?: MigrateAllOptions): Promise<MigrationReport>
+  /** The configured migrations, loaded and in the order they apply (used by codegen and the CLI). */
+  list(): Promise<{ readonly apex: readonly NamedMigration[]; readonly tenant: readonly NamedMigration[] }>
 }
 
 export function createMigrateApi(ctx: ShardinesContext): MigrateApi {
@@ -57,6 +60,10 @@ export function createMigrateApi(ctx: ShardinesContext): MigrateApi {
       const outcome = await migrateTenant(id)
       if (outcome.error) throw outcome.error
       return outcome
+    },
+    async list() {
+      const { apex, tenant } = await ctx.migrationSets()
+      return { apex: apex.migrations, tenant: tenant.migrations }
     },
     async all(options: MigrateAllOptions = {}): Promise<MigrationReport> {
       ctx.assertOpen()
