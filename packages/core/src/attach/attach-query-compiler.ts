@@ -1,4 +1,5 @@
 import {
+  type AlterTableNode,
   type CompiledQuery,
   type OperationNode,
   type QueryId,
@@ -99,11 +100,19 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     const parent = this.#tablePositionParent()
     if (parent !== undefined) {
       const schema = node.table.schema?.name
+      const isTarget = isWriteTarget(parent, this.#grandparentOf(node))
       if (schema === undefined) {
-        if (this.#policy.qualifyMain && !this.#isCteName(node.table.identifier.name)) {
+        // The target of insert/update/delete is never a CTE in SQLite, even when
+        // a CTE has its name: left unqualified it would fall through to an
+        // attached table of that name, so it is always qualified.
+        if (
+          this.#policy.qualifyMain &&
+          !isRenameTarget(parent, node) &&
+          (isTarget || !this.#isCteName(node.table.identifier.name))
+        ) {
           this.append('"main".')
         }
-      } else if (!LOCAL_SCHEMAS.has(schema) && isWriteTarget(parent, this.#grandparentOf(node))) {
+      } else if (!LOCAL_SCHEMAS.has(schema) && isTarget) {
         throw new ReadOnlyAttachmentError(schema, node.table.identifier.name, this.#policy.label)
       }
     } else if (node.table.schema !== undefined && this.parentNode?.kind === 'CreateTableNode') {
@@ -144,6 +153,9 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     let i = stack.length - 2
     let parent = stack[i]
     if (parent?.kind === 'AliasNode') parent = stack[--i]
+    // update a, b set …: Kysely accepts a list of targets (SQLite rejects the
+    // syntax, but the targets are still writes and must be checked as such).
+    if (parent?.kind === 'ListNode' && stack[i - 1]?.kind === 'UpdateQueryNode') parent = stack[--i]
     if (parent === undefined) return undefined
     if (TABLE_POSITIONS.has(parent.kind)) return parent
     // create index … on <table>: the table is resolved in the index's schema, so
@@ -159,6 +171,7 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     const stack = this.nodeStack
     let i = stack.length - 2
     if (stack[i]?.kind === 'AliasNode') i--
+    if (stack[i]?.kind === 'ListNode' && stack[i - 1]?.kind === 'UpdateQueryNode') i--
     return stack[i - 1]
   }
 
@@ -173,6 +186,14 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     }
     return false
   }
+}
+
+/**
+ * `alter table t rename to x`: SQLite takes no schema on the new name (the
+ * table stays in its database), so it must not be qualified with `main`.
+ */
+function isRenameTarget(parent: OperationNode, node: TableNode): boolean {
+  return parent.kind === 'AlterTableNode' && (parent as AlterTableNode).renameTo === node
 }
 
 function isWriteTarget(parent: OperationNode, grandparent: OperationNode | undefined): boolean {
