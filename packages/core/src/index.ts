@@ -1,5 +1,6 @@
 // The public surface of @shardines/core, chosen by hand (see STYLE.md §17).
 
+export type { Params, PreparedQuery, PreparedArgs } from './prepared/prepared-query.js'
 export type { ShardinesLogConfig, ShardinesLogEvent } from './connection/query-log.js'
 export {
   AttachLimitError,

@@ -1,10 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Kysely } from 'kysely'
+import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
-import { bindHandle, type HandleBinding, ScopedConnection } from './connection/scoped-connection.js'
+import { bindHandle, executeMapped, type HandleBinding, ScopedConnection } from './connection/scoped-connection.js'
 import {
   AttachLimitError,
   InvalidOptionsError,
@@ -15,9 +15,16 @@ import {
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
+import { compilePrepared, createPreparedQuery, type Params, type PreparedQuery } from './prepared/prepared-query.js'
 import type { ShardinesContext } from './shardines-context.js'
 import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
-import { APEX, type PoolStats, type StorageAdapter, type TenantLease } from './storage/storage-adapter.js'
+import {
+  APEX,
+  type PoolStats,
+  type StorageAdapter,
+  type StorageHandle,
+  type TenantLease,
+} from './storage/storage-adapter.js'
 import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from './tenant/map-tenants.js'
 import type { TenantScope, TenantScopeDB, TenantsScope, TenantTransaction } from './tenant/scope-types.js'
 import { assertTenantId } from './tenant/tenant-id.js'
@@ -57,6 +64,27 @@ export interface Shardines<ApexDB, TenantDB, Models = unknown> {
     fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
     options?: MapTenantsOptions,
   ): Promise<MapTenantsResult<Awaited<T>>[]>
+  /**
+   * Compiles a tenant query once; `execute(args)` runs it in the CURRENT
+   * tenant (`NoTenantError` outside a scope) through that handle's statement
+   * cache, binding `args` into the `p(name)` slots. Attachment and read-only
+   * checks are decided here, once. Annotate `p` to type the parameters.
+   *
+   * @example
+   * ```ts
+   * const byId = shard.prepare((db, p: Params<{ id: number }>) =>
+   *   db.selectFrom('documents').selectAll().where('id', '=', p('id')))
+   * await shard.withTenant('acme', () => byId.executeTakeFirst({ id: 3 }))
+   * // select * from "main"."documents" where "id" = ?
+   * ```
+   */
+  prepare<Args = Record<string, any>, O = unknown>(
+    build: (db: Kysely<TenantScopeDB<TenantDB, ApexDB>>, p: Params<Args>) => Compilable<O>,
+  ): PreparedQuery<Args, O>
+  /** Like {@link prepare}, for the apex database: runs anywhere, on `shard.apex`'s handle. */
+  prepareApex<Args = Record<string, any>, O = unknown>(
+    build: (db: Kysely<ApexDB>, p: Params<Args>) => Compilable<O>,
+  ): PreparedQuery<Args, O>
   /** The current tenant's Kysely; `NoTenantError` outside a scope. */
   db(): Kysely<TenantScopeDB<TenantDB, ApexDB>>
   /** The current tenant id, or `undefined` outside a scope. */
@@ -95,6 +123,38 @@ export function createShardines<ApexDB, TenantDB, Models = unknown>(
 
 const TENANT_READABLE: ReadonlySet<string> = new Set([APEX])
 
+/** Prepared apex statements own no transaction: they wait while any apex transaction is open. */
+const APEX_PREPARED_OWNER = Object.freeze({})
+
+/** The handle behind the build-only Kysely that `prepare` passes to `build`: it never executes. */
+const COMPILE_ONLY_HANDLE: StorageHandle = Object.freeze({
+  name: 'prepare',
+  attached: new Set<string>(),
+  closed: false,
+  executeQuery: () =>
+    Promise.reject(
+      new InvalidOptionsError('Inside prepare(build), db only builds the query: return it without executing.'),
+    ),
+  streamQuery: () => {
+    throw new InvalidOptionsError('Inside prepare(build), db only builds the query: return it without executing.')
+  },
+  attach: () => undefined,
+  detach: () => undefined,
+  clearStatementCache: () => undefined,
+})
+
+const COMPILE_ONLY: HandleBinding = bindHandle(COMPILE_ONLY_HANDLE, {
+  label: 'prepare',
+  owner: null,
+  isClosed: null,
+  locate: () => {
+    throw new InvalidOptionsError('prepare(build) never attaches.')
+  },
+  maxAttached: 0,
+  log: null,
+  nestedTransactions: false,
+})
+
 class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, TenantDB, Models>, ShardinesContext {
   readonly storage: StorageAdapter
   readonly log: QueryLogger | null
@@ -107,6 +167,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   readonly #locate: (schema: string) => string
   #sets: Promise<{ apex: MigrationSet; tenant: MigrationSet }> | undefined
   #apex: Kysely<ApexDB> | undefined
+  #apexBindingValue: HandleBinding | undefined
   #closed = false
 
   constructor(options: ShardinesOptions<Models>) {
@@ -277,21 +338,50 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   }
 
   get apex(): Kysely<ApexDB> {
+    this.#apex ??= createBoundKysely<ApexDB>(this.#apexBinding(), plainCompiler(), this.plugins)
+    return this.#apex
+  }
+
+  #apexBinding(): HandleBinding {
     this.assertOpen()
-    this.#apex ??= createBoundKysely<ApexDB>(
-      bindHandle(this.storage.apex(), {
-        label: APEX,
-        owner: null,
-        isClosed: () => this.#closed,
-        locate: this.#locate,
-        maxAttached: 0,
-        log: this.log,
-        nestedTransactions: false,
-      }),
-      plainCompiler(),
+    this.#apexBindingValue ??= bindHandle(this.storage.apex(), {
+      label: APEX,
+      owner: null,
+      isClosed: () => this.#closed,
+      locate: this.#locate,
+      maxAttached: 0,
+      log: this.log,
+      nestedTransactions: false,
+    })
+    return this.#apexBindingValue
+  }
+
+  prepare<Args = Record<string, any>, O = unknown>(
+    build: (db: Kysely<TenantScopeDB<TenantDB, ApexDB>>, p: Params<Args>) => Compilable<O>,
+  ): PreparedQuery<Args, O> {
+    this.assertOpen()
+    const db = createBoundKysely<TenantScopeDB<TenantDB, ApexDB>>(
+      COMPILE_ONLY,
+      new AttachQueryCompiler({ label: undefined, readable: TENANT_READABLE, qualifyMain: true }),
       this.plugins,
     )
-    return this.#apex
+    const template = compilePrepared(db, build as never, this.plugins)
+    return createPreparedQuery<Args, O>(template, (query, map) => {
+      const scope = this.#als.getStore()
+      if (scope === undefined) throw new NoTenantError('a prepared query')
+      return scope.execute(query, map)
+    })
+  }
+
+  prepareApex<Args = Record<string, any>, O = unknown>(
+    build: (db: Kysely<ApexDB>, p: Params<Args>) => Compilable<O>,
+  ): PreparedQuery<Args, O> {
+    this.assertOpen()
+    const db = createBoundKysely<ApexDB>(COMPILE_ONLY, plainCompiler(), this.plugins)
+    const template = compilePrepared(db, build as never, this.plugins)
+    return createPreparedQuery<Args, O>(template, (query, map) =>
+      executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
+    )
   }
 
   stats(): PoolStats {
@@ -360,6 +450,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       )
     }
     return new ScopedConnection(this.#binding).attach(APEX)
+  }
+
+  /** Runs a compiled statement (a prepared query's) on this scope's handle, as this scope. */
+  execute<T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T): Promise<T> {
+    return executeMapped(this.#binding, this, query, map)
   }
 
   close(): void {

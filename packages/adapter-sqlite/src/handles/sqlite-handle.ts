@@ -40,6 +40,10 @@ export class SqliteHandle implements StorageHandle {
     }
   }
 
+  executeQuerySync<R>(query: CompiledQuery): QueryResult<R> {
+    return this.run<R>(query.sql, query.parameters)
+  }
+
   /** Runs one statement synchronously (the fast path under `executeQuery`). */
   run<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
     const statement = this.prepare(sql)

@@ -51,23 +51,7 @@ export class ScopedConnection implements DatabaseConnection {
   }
 
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const binding = this.#binding
-    if (binding.isClosed?.()) return Promise.reject(new TenantScopeClosedError(binding.label))
-    const owner = binding.state.txOwner
-    if (owner !== null && owner !== this.#owner) {
-      return whenNoTransaction(binding.state).then(() => this.executeQuery<R>(query))
-    }
-    // From here to the driver call nothing awaits, so no other owner can begin
-    // a transaction in between: the handle runs statements in call order.
-    try {
-      const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
-      if (schemas !== undefined) this.#attachMissing(schemas)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    const log = binding.log
-    if (log === null) return binding.handle.executeQuery<R>(query)
-    return log.time(binding.label, query, () => binding.handle.executeQuery<R>(query))
+    return executeOnBinding<R>(this.#binding, this.#owner, query)
   }
 
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
@@ -77,7 +61,7 @@ export class ScopedConnection implements DatabaseConnection {
       await whenNoTransaction(binding.state)
     }
     const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
-    if (schemas !== undefined) this.#attachMissing(schemas)
+    if (schemas !== undefined) await this.#attachMissing(schemas)
     yield* binding.handle.streamQuery<R>(query, chunkSize)
   }
 
@@ -133,7 +117,7 @@ export class ScopedConnection implements DatabaseConnection {
   async attach(schema: string): Promise<void> {
     const { state } = this.#binding
     while (state.txOwner !== null && state.txOwner !== this.#owner) await whenNoTransaction(state)
-    this.#attachMissing([schema])
+    await this.#attachMissing([schema])
   }
 
   #run(sql: string): Promise<QueryResult<unknown>> {
@@ -142,18 +126,87 @@ export class ScopedConnection implements DatabaseConnection {
     return log === null ? handle.executeQuery(query) : log.time(label, query, () => handle.executeQuery(query))
   }
 
-  #attachMissing(schemas: readonly string[]): void {
-    const { handle, maxAttached, locate, label } = this.#binding
-    let missing = 0
-    for (const schema of schemas) if (!handle.attached.has(schema)) missing++
-    if (missing === 0) return
-    if (handle.attached.size + missing > maxAttached) {
-      throw new AttachLimitError(handle.attached.size + missing, maxAttached, label)
+  #attachMissing(schemas: readonly string[]): void | Promise<void> {
+    return attachMissing(this.#binding, schemas)
+  }
+}
+
+/**
+ * Runs one statement on a binding for `owner`: waits while another owner's
+ * transaction is open, refuses a closed scope, attaches the schemas the
+ * compiler recorded, then hands the statement to the handle. Shared by Kysely
+ * connections and prepared queries.
+ */
+export function executeOnBinding<R>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+): Promise<QueryResult<R>> {
+  return executeMapped(binding, owner, query, identity as (result: QueryResult<R>) => QueryResult<R>)
+}
+
+const identity = <T>(value: T): T => value
+
+/**
+ * {@link executeOnBinding} with the result mapped before the promise settles:
+ * with a synchronous adapter and no logger the whole call settles in ONE
+ * promise (the prepared-query fast path).
+ */
+export function executeMapped<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  if (binding.isClosed?.()) return Promise.reject(new TenantScopeClosedError(binding.label))
+  const txOwner = binding.state.txOwner
+  if (txOwner !== null && txOwner !== owner) {
+    return whenNoTransaction(binding.state).then(() => executeMapped(binding, owner, query, map))
+  }
+  // From here to the driver call nothing awaits, so no other owner can begin
+  // a transaction in between: the handle runs statements in call order.
+  const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+  if (schemas !== undefined) {
+    let attaching: void | Promise<void>
+    try {
+      attaching = attachMissing(binding, schemas)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    for (const schema of schemas) {
-      if (!handle.attached.has(schema)) handle.attach(schema, locate(schema))
+    // An asynchronous adapter attaches asynchronously; run the statement after it.
+    if (attaching !== undefined) return attaching.then(() => run(binding, query, map))
+  }
+  return run(binding, query, map)
+}
+
+function run<R, T>(binding: HandleBinding, query: CompiledQuery, map: (result: QueryResult<R>) => T): Promise<T> {
+  const { log, handle } = binding
+  if (log !== null) return log.time(binding.label, query, () => handle.executeQuery<R>(query)).then(map)
+  if (handle.executeQuerySync !== undefined) {
+    try {
+      return Promise.resolve(map(handle.executeQuerySync<R>(query)))
+    } catch (error) {
+      return Promise.reject(error)
     }
   }
+  return map === identity ? (handle.executeQuery<R>(query) as Promise<T>) : handle.executeQuery<R>(query).then(map)
+}
+
+function attachMissing(binding: HandleBinding, schemas: readonly string[]): void | Promise<void> {
+  const { handle, maxAttached, locate, label } = binding
+  let missing = 0
+  for (const schema of schemas) if (!handle.attached.has(schema)) missing++
+  if (missing === 0) return
+  if (handle.attached.size + missing > maxAttached) {
+    throw new AttachLimitError(handle.attached.size + missing, maxAttached, label)
+  }
+  const pending: Promise<void>[] = []
+  for (const schema of schemas) {
+    if (handle.attached.has(schema)) continue
+    const attached = handle.attach(schema, locate(schema))
+    if (attached instanceof Promise) pending.push(attached)
+  }
+  if (pending.length > 0) return Promise.all(pending).then(() => undefined)
 }
 
 /**

@@ -21,6 +21,12 @@ export interface StorageHandle {
   readonly name: string
   /** Runs one statement (through the handle's statement cache where it has one). */
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>>
+  /**
+   * Optional: the same, synchronously, for drivers that run statements
+   * synchronously (better-sqlite3). Core uses it to settle a statement in one
+   * promise instead of two.
+   */
+  executeQuerySync?<R>(query: CompiledQuery): QueryResult<R>
   /** Streams the rows of a select, one chunk at a time. */
   streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
@@ -109,4 +115,56 @@ export interface StorageAdapter {
   stats(): PoolStats
   /** Closes every handle. */
   close(): Promise<void>
+  /**
+   * Optional: migrates tenants on worker threads (`migrate.all` uses it when the
+   * tenant migrations are importable from a worker). An adapter without it gets
+   * `migrate.all` on the main thread, so a second adapter is addable without it.
+   */
+  migrateInWorkers?(job: WorkerMigrationJob): Promise<void>
+}
+
+/**
+ * Where a worker thread imports the tenant migrations from (functions cannot
+ * cross threads): a folder of migration modules, or a module whose `tenant`
+ * (or default) export is a migration source.
+ */
+export interface WorkerMigrationSource {
+  readonly kind: 'folder' | 'module'
+  /** An absolute path or `file:` URL. */
+  readonly location: string
+  /** A module URL whose `register()` each worker calls first (e.g. tsx's `tsx/esm/api`, for `.ts` migrations). */
+  readonly loader?: string | undefined
+}
+
+/** A serialisable error, as a worker posts it; core rebuilds a `MigrationError` around it. */
+export interface SerializedError {
+  readonly name: string
+  readonly message: string
+  readonly code?: string | undefined
+  readonly stack?: string | undefined
+}
+
+/** One tenant's outcome as a worker reports it (plain data). */
+export interface SerializedMigrationOutcome {
+  readonly id: string
+  readonly from: string | null
+  readonly to: string | null
+  readonly status: 'migrated' | 'up-to-date' | 'failed'
+  /** The failing migration (when one failed) and the cause. */
+  readonly error?: { readonly migration: string | undefined; readonly cause: SerializedError } | undefined
+}
+
+/** What core asks of {@link StorageAdapter.migrateInWorkers}. */
+export interface WorkerMigrationJob {
+  /** Tenants to migrate (validated ids). */
+  readonly ids: readonly string[]
+  /** Worker threads to start (at most one per id). */
+  readonly workers: number
+  readonly source: WorkerMigrationSource
+  /** The migration names the main thread loaded: a worker that loads others refuses to run. */
+  readonly names: readonly string[]
+  /** Stops handing out tenants once aborted; tenants already running finish. */
+  readonly signal?: AbortSignal | undefined
+  /** Called on the main thread once per finished tenant, in completion order. */
+  onOutcome(outcome: SerializedMigrationOutcome): void
 }
