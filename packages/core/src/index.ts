@@ -20,17 +20,35 @@ export {
   TenantScopeClosedError,
   UnknownSchemaError,
 } from './errors.js'
-export type { MigrateAllOptions, MigrateApi, MigrationReport } from './migration/migrate-api.js'
-export type { MigrationSource, NamedMigration } from './migration/migration-source.js'
-export type { MigrationOutcome } from './migration/run-migrations.js'
+export { rebuildOutcome, serializeError, serializeOutcome } from './migration/migrate-all.js'
+export type { MigrateAllOptions, MigrateApi, MigrationStatusOptions } from './migration/migrate-api.js'
+export type {
+  MigrationReport,
+  MigrationRunnerInfo,
+  RolloutStep,
+  StatusReport,
+  TenantStatus,
+} from './migration/migration-reports.js'
+// For storage adapters' worker runners: load a migration source and apply it to a handle.
+export {
+  loadMigrations,
+  type MigrationSet,
+  type MigrationSource,
+  type NamedMigration,
+} from './migration/migration-source.js'
+export { type MigrationOutcome, runMigrations } from './migration/run-migrations.js'
 export { createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
 export {
   APEX,
   type PoolStats,
+  type SerializedError,
+  type SerializedMigrationOutcome,
   type StorageAdapter,
   type StorageHandle,
   type TenantLease,
+  type WorkerMigrationJob,
+  type WorkerMigrationSource,
 } from './storage/storage-adapter.js'
 export type { MapTenantsOptions, MapTenantsResult } from './tenant/map-tenants.js'
 export type {

@@ -15,6 +15,12 @@ export interface ShardinesOptions<Models = unknown> {
   migrations?: {
     apex?: MigrationSource
     tenant?: MigrationSource
+    /**
+     * A module (path or `file:` URL) whose `tenant` or default export is the tenant
+     * migration source. Worker threads import it, so `migrate.all` can use them
+     * even when `tenant` is given as objects (functions cannot cross threads).
+     */
+    tenantModule?: string | URL
   }
   /**
    * `'lazy'` (default): migrate a behind tenant on first open; `'check'`: throw
@@ -60,8 +66,10 @@ export function validateOptions(options: ShardinesOptions<unknown>): void {
   const migrations = options.migrations as Record<string, unknown> | undefined
   if (migrations !== undefined) {
     for (const key of Object.keys(migrations)) {
-      if (key !== 'apex' && key !== 'tenant') {
-        throw new InvalidOptionsError(`Unknown key migrations.${key}; use migrations.apex and migrations.tenant.`)
+      if (key !== 'apex' && key !== 'tenant' && key !== 'tenantModule') {
+        throw new InvalidOptionsError(
+          `Unknown key migrations.${key}; use migrations.apex, migrations.tenant and migrations.tenantModule.`,
+        )
       }
     }
   }

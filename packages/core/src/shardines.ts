@@ -178,7 +178,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.migrateOnOpen = options.migrateOnOpen ?? 'lazy'
     this.#locate = (schema) => this.storage.locate(schema)
     this.tenants = createTenantsApi(this)
-    this.migrate = createMigrateApi(this)
+    this.migrate = createMigrateApi(this, options.migrations)
   }
 
   assertOpen(): void {

@@ -1,25 +1,21 @@
-import { availableParallelism } from 'node:os'
-import { stateOf } from '../connection/handle-state.js'
-import { MigrationError } from '../errors.js'
+import { InvalidOptionsError } from '../errors.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import { assertTenantId } from '../tenant/tenant-id.js'
+import { type MigrateAllOptions, type MigrationSources, migrateAll, migrateTenantHere } from './migrate-all.js'
+import type { MigrationReport, StatusReport, TenantStatus } from './migration-reports.js'
 import type { NamedMigration } from './migration-source.js'
+import { summarise, tenantStatus } from './migration-status.js'
 import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 
-/** What `migrate.all` returns. */
-export interface MigrationReport {
-  readonly migrated: number
-  readonly upToDate: number
-  readonly failed: number
-  readonly tenants: readonly MigrationOutcome[]
-}
+export type { MigrateAllOptions } from './migrate-all.js'
+export type { MigrationReport, StatusReport } from './migration-reports.js'
 
-export interface MigrateAllOptions {
-  /** Tenants migrated at once (default: one per core). */
+/** Options of `migrate.status()`. */
+export interface MigrationStatusOptions {
+  /** Tenants inspected at once (default 4). */
   concurrency?: number
-  onProgress?: (progress: { done: number; total: number; id: string; status: MigrationOutcome['status'] }) => void
-  /** Stops starting new tenants once aborted; the report covers those that ran. */
-  signal?: AbortSignal
+  /** Called after each tenant. */
+  onProgress?: (progress: { done: number; total: number; id: string }) => void
 }
 
 /** `shard.migrate`. */
@@ -28,24 +24,35 @@ export interface MigrateApi {
   apex(): Promise<MigrationOutcome>
   /** Applies a tenant's pending migrations in one transaction; throws `MigrationError` if one fails. */
   tenant(id: string): Promise<MigrationOutcome>
-  /** Migrates every tenant; never throws for a tenant's failure (see the report). */
+  /**
+   * Migrates every tenant, on worker threads when the migrations are importable
+   * (a folder, or `migrations.tenantModule`), each in its own transaction. Never
+   * throws for a tenant's failure: the failed tenant stays at its version and
+   * its row in the report carries a `MigrationError`.
+   *
+   * @example
+   * ```ts
+   * const report = await shard.migrate.all({ onProgress: ({ done, total }) => console.log(`${done}/${total}`) })
+   * if (report.failed > 0) console.error(report.tenants.filter((t) => t.error).map((t) => t.error!.message))
+   * ```
+   */
   all(options?: MigrateAllOptions): Promise<MigrationReport>
+  /**
+   * Each tenant's version, pending migrations and schema drift (compared with a
+   * fresh template at the same version), plus tenants per version (`rollout`).
+   *
+   * @example
+   * ```ts
+   * const { latest, rollout, tenants } = await shard.migrate.status()
+   * // rollout: [{ version: '002_comments', tenants: 120 }, { version: '003_tags', tenants: 9880 }]
+   * ```
+   */
+  status(options?: MigrationStatusOptions): Promise<StatusReport>
   /** The configured migrations, loaded and in the order they apply (used by codegen and the CLI). */
   list(): Promise<{ readonly apex: readonly NamedMigration[]; readonly tenant: readonly NamedMigration[] }>
 }
 
-export function createMigrateApi(ctx: ShardinesContext): MigrateApi {
-  const migrateTenant = async (id: string): Promise<MigrationOutcome> => {
-    const { tenant } = await ctx.migrationSets()
-    const lease = await ctx.acquire(id, false)
-    try {
-      const outcome = await runMigrations(lease.handle, id, tenant, ctx.log)
-      if (outcome.status !== 'failed') stateOf(lease.handle).ready = true
-      return outcome
-    } finally {
-      lease.release()
-    }
-  }
+export function createMigrateApi(ctx: ShardinesContext, sources: MigrationSources = {}): MigrateApi {
   return Object.freeze({
     async apex(): Promise<MigrationOutcome> {
       ctx.assertOpen()
@@ -57,7 +64,7 @@ export function createMigrateApi(ctx: ShardinesContext): MigrateApi {
     async tenant(id: string): Promise<MigrationOutcome> {
       ctx.assertOpen()
       assertTenantId(id)
-      const outcome = await migrateTenant(id)
+      const outcome = await migrateTenantHere(ctx, id)
       if (outcome.error) throw outcome.error
       return outcome
     },
@@ -65,37 +72,33 @@ export function createMigrateApi(ctx: ShardinesContext): MigrateApi {
       const { apex, tenant } = await ctx.migrationSets()
       return { apex: apex.migrations, tenant: tenant.migrations }
     },
-    async all(options: MigrateAllOptions = {}): Promise<MigrationReport> {
+    all(options: MigrateAllOptions = {}): Promise<MigrationReport> {
+      return migrateAll(ctx, sources, options)
+    },
+    async status(options: MigrationStatusOptions = {}): Promise<StatusReport> {
       ctx.assertOpen()
+      const concurrency = options.concurrency ?? 4
+      if (!Number.isInteger(concurrency) || concurrency < 1) {
+        throw new InvalidOptionsError(
+          `migrate.status: concurrency must be a whole number of at least 1, not ${String(options.concurrency)}.`,
+        )
+      }
+      const { tenant } = await ctx.migrationSets()
       const ids: string[] = []
       for await (const id of ctx.storage.list()) ids.push(id)
-      const concurrency = Math.max(1, Math.floor(options.concurrency ?? availableParallelism()))
-      const tenants: MigrationOutcome[] = new Array(ids.length)
+      const rows: TenantStatus[] = new Array(ids.length)
       let next = 0
       let done = 0
-      const worker = async (): Promise<void> => {
-        while (next < ids.length && !options.signal?.aborted) {
+      const lane = async (): Promise<void> => {
+        while (next < ids.length) {
           const index = next++
           const id = ids[index] as string
-          let outcome: MigrationOutcome
-          try {
-            outcome = await migrateTenant(id)
-          } catch (error) {
-            outcome = { id, from: null, to: null, status: 'failed', error: new MigrationError(id, undefined, error) }
-          }
-          tenants[index] = outcome
-          done++
-          options.onProgress?.({ done, total: ids.length, id, status: outcome.status })
+          rows[index] = await tenantStatus(ctx, tenant, id)
+          options.onProgress?.({ done: ++done, total: ids.length, id })
         }
       }
-      await Promise.all(Array.from({ length: concurrency }, worker))
-      const ran = tenants.filter((t) => t !== undefined)
-      return {
-        migrated: ran.filter((t) => t.status === 'migrated').length,
-        upToDate: ran.filter((t) => t.status === 'up-to-date').length,
-        failed: ran.filter((t) => t.status === 'failed').length,
-        tenants: ran,
-      }
+      await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, ids.length)) }, lane))
+      return summarise(tenant, rows)
     },
   })
 }

@@ -84,3 +84,17 @@ export function versionStamp(names: readonly string[]): number {
   }
   return hash >>> 1 || 1
 }
+
+/** The set made of the first `k` migrations of `set` (a template at that version). */
+export function prefixSet(set: MigrationSet, k: number): MigrationSet {
+  const n = Math.max(0, Math.min(k, set.names.length))
+  if (n === set.names.length) return set
+  const names = set.names.slice(0, n)
+  return Object.freeze({
+    migrations: Object.freeze(set.migrations.slice(0, n)),
+    names: Object.freeze(names),
+    stamps: Object.freeze(set.stamps.slice(0, n + 1)),
+    latestStamp: set.stamps[n] ?? 0,
+    latest: names.at(-1) ?? null,
+  })
+}

@@ -1,0 +1,84 @@
+// The body of one migration worker thread. It imports the tenant migrations
+// itself (functions cannot cross threads), then migrates the tenants the main
+// thread hands it, one at a time: open with the adapter's pragmas (busy timeout
+// included), apply the pending migrations in one transaction, close the file.
+import { parentPort, workerData } from 'node:worker_threads'
+import {
+  loadMigrations,
+  type MigrationSet,
+  type MigrationSource,
+  runMigrations,
+  type SerializedMigrationOutcome,
+  serializeError,
+  serializeOutcome,
+} from '@shardines/core'
+import Database from 'better-sqlite3'
+import { SqliteHandle } from '../handles/sqlite-handle.js'
+import type { ToMain, ToWorker, WorkerInit } from './worker-protocol.js'
+
+const init = workerData as WorkerInit
+const port = parentPort
+if (port === null) throw new Error('migration-worker.js runs only as a worker thread.')
+
+const post = (message: ToMain): void => port.postMessage(message)
+
+async function loadSet(): Promise<MigrationSet> {
+  const { source } = init
+  if (source.loader !== undefined) {
+    const loader = (await import(source.loader)) as { register?: () => unknown }
+    loader.register?.()
+  }
+  let migrations: MigrationSource
+  if (source.kind === 'folder') {
+    migrations = source.location
+  } else {
+    const mod = (await import(source.location)) as Record<string, unknown>
+    const found = mod.tenant ?? mod.default
+    if (found === undefined) {
+      throw new Error(`${source.location} exports neither "tenant" nor a default tenant migration source.`)
+    }
+    migrations = found as MigrationSource
+  }
+  const set = await loadMigrations(migrations, 'tenant')
+  if (set.names.join('\n') !== init.names.join('\n')) {
+    throw new Error(
+      `a worker loaded the tenant migrations [${set.names.join(', ')}] from ${source.location}, but the main thread has [${init.names.join(', ')}]`,
+    )
+  }
+  return set
+}
+
+async function migrate(set: MigrationSet, id: string, file: string): Promise<SerializedMigrationOutcome> {
+  let handle: SqliteHandle
+  try {
+    const db = new Database(file, { fileMustExist: true, timeout: init.busyTimeout })
+    handle = new SqliteHandle(id, db, init.statementCacheSize)
+    db.exec(init.pragmas)
+  } catch (error) {
+    return { id, from: null, to: null, status: 'failed', error: { migration: undefined, cause: serializeError(error) } }
+  }
+  try {
+    return serializeOutcome(await runMigrations(handle, id, set, null))
+  } finally {
+    handle.close()
+  }
+}
+
+try {
+  const set = await loadSet()
+  // Tasks arrive one at a time (the main thread sends the next after each result).
+  port.on('message', (message: ToWorker) => {
+    if (message.type === 'stop') {
+      port.close()
+      return
+    }
+    migrate(set, message.id, message.file).then(
+      (outcome) => post({ type: 'done', outcome }),
+      (error: unknown) => post({ type: 'fatal', error: serializeError(error) }),
+    )
+  })
+  post({ type: 'ready' })
+} catch (error) {
+  post({ type: 'fatal', error: serializeError(error) })
+  port.close()
+}
