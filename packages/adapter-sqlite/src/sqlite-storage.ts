@@ -10,11 +10,13 @@ import {
   TenantExistsError,
   type TenantLease,
   TenantNotFoundError,
+  type WorkerMigrationJob,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { TenantPaths, withSideFiles } from './files/tenant-paths.js'
 import { HandlePool } from './handles/handle-pool.js'
 import { SqliteHandle } from './handles/sqlite-handle.js'
+import { runWorkerMigrations } from './migration/worker-migration-runner.js'
 import {
   type JournalMode,
   openPragmas,
@@ -190,6 +192,17 @@ class SqliteStorage implements StorageAdapter {
 
   stats(): PoolStats {
     return this.#pool.stats()
+  }
+
+  /** Migrates tenants on worker threads, each opening files with this adapter's pragmas and busy timeout. */
+  migrateInWorkers(job: WorkerMigrationJob): Promise<void> {
+    this.#assertOpen()
+    return runWorkerMigrations(job, {
+      fileOf: (id) => this.#paths.tenant(id),
+      pragmas: openPragmas(this.#options, this.#options.journalMode),
+      busyTimeout: this.#options.busyTimeout,
+      statementCacheSize: Math.min(this.#options.statementCacheSize, 50),
+    })
   }
 
   async close(): Promise<void> {
