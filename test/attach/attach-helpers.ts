@@ -15,15 +15,18 @@ export interface AttachLog {
   readonly statements: string[]
   /** How many ATTACH statements ran on handles named `name` (a tenant id, or 'scratch'). */
   attaches(name?: string): number
+  /** Every distinct connection the storage handed out, in the order first seen. */
+  readonly handles: StorageHandle[]
 }
 
 const instrumented = new WeakSet<object>()
 
-function instrument(handle: StorageHandle, log: string[]): void {
+function instrument(handle: StorageHandle, log: string[], handles: StorageHandle[]): void {
   const db = (handle as unknown as { db?: Database }).db
   if (db === undefined) throw new Error('attach-helpers expects better-sqlite3 handles (SqliteHandle.db)')
   if (instrumented.has(db)) return
   instrumented.add(db)
+  handles.push(handle)
   const prepare = db.prepare.bind(db)
   db.prepare = ((source: string) => {
     if (/^\s*(attach|detach)\b/i.test(source)) log.push(`${handle.name}: ${source}`)
@@ -32,18 +35,22 @@ function instrument(handle: StorageHandle, log: string[]): void {
 }
 
 /** The SQLite storage with every tenant and scratch connection instrumented for {@link AttachLog}. */
-export function countingStorage(options: SqliteStorageOptions, log: string[]): StorageAdapter {
+export function countingStorage(
+  options: SqliteStorageOptions,
+  log: string[],
+  handles: StorageHandle[] = [],
+): StorageAdapter {
   const storage = sqliteStorage(options)
   const acquire = storage.acquire.bind(storage)
   storage.acquire = async (id) => {
     const lease = await acquire(id)
-    instrument(lease.handle, log)
+    instrument(lease.handle, log, handles)
     return lease
   }
   const openScratch = storage.openScratch.bind(storage)
   storage.openScratch = () => {
     const handle = openScratch()
-    instrument(handle, log)
+    instrument(handle, log, handles)
     return handle
   }
   return storage
@@ -52,12 +59,14 @@ export function countingStorage(options: SqliteStorageOptions, log: string[]): S
 /** A shard on fresh temp files (fixture schema, apex migrated) whose ATTACH statements are counted. */
 export async function makeAttachShard(storageOptions: Partial<SqliteStorageOptions> = {}) {
   const statements: string[] = []
+  const handles: StorageHandle[] = []
   const { shard, dir } = await makeShard({
-    factory: (d, o) => countingStorage({ dir: d, ...o }, statements),
+    factory: (d, o) => countingStorage({ dir: d, ...o }, statements, handles),
     storageOptions,
   })
   const log: AttachLog = {
     statements,
+    handles,
     attaches: (name) =>
       statements.filter((s) => /: attach\b/i.test(s) && (name === undefined || s.startsWith(`${name}: `))).length,
   }
