@@ -4,7 +4,13 @@ import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-co
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
-import { bindHandle, executeMapped, type HandleBinding, ScopedConnection } from './connection/scoped-connection.js'
+import {
+  bindHandle,
+  executeFirstRow,
+  executeMapped,
+  type HandleBinding,
+  ScopedConnection,
+} from './connection/scoped-connection.js'
 import {
   AttachLimitError,
   InvalidOptionsError,
@@ -12,6 +18,18 @@ import {
   ShardinesClosedError,
   TenantSchemaOutdatedError,
 } from './errors.js'
+import {
+  type HonoContextLike,
+  type HonoTenantMiddleware,
+  type HonoTenantResolver,
+  honoTenantMiddleware,
+  type NodeResponseLike,
+  type NodeTenantMiddleware,
+  nodeTenantMiddleware,
+  type TenantMiddlewareOptions,
+} from './http/middleware.js'
+import type { NodeRequestLike } from './http/tenant-request.js'
+import type { TenantResolver } from './http/tenant-resolvers.js'
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
@@ -64,6 +82,38 @@ export interface Shardines<ApexDB, TenantDB, Models = unknown> {
     fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
     options?: MapTenantsOptions,
   ): Promise<MapTenantsResult<Awaited<T>>[]>
+  /**
+   * A Connect/Express-style middleware that runs the rest of each request
+   * inside `withTenant(await resolve(req))`, until the response closes. A
+   * missing or invalid id answers 400 and an unknown tenant 404, as JSON,
+   * without touching the filesystem for invalid ids; handler errors still go
+   * to `next(err)`.
+   *
+   * @example
+   * ```ts
+   * import { fromHeader, fromPathPrefix, firstOf } from '@shardines/core'
+   * app.use(shard.middleware(firstOf(fromHeader('x-tenant'), fromPathPrefix('/t'))))
+   * app.get('/notes', async (req, res) => res.json(await shard.db().selectFrom('notes').selectAll().execute()))
+   * ```
+   */
+  middleware<Req extends NodeRequestLike = NodeRequestLike, Res extends NodeResponseLike = NodeResponseLike>(
+    resolve: TenantResolver<Req>,
+    options?: TenantMiddlewareOptions,
+  ): NodeTenantMiddleware<Req, Res>
+  /**
+   * The same for Hono (typed structurally: core does not depend on Hono): the
+   * downstream handlers run inside `withTenant(await resolve(c.req.raw, c))`;
+   * a handler's throw still reaches `app.onError`.
+   *
+   * @example
+   * ```ts
+   * app.use('/notes/*', shard.honoMiddleware(fromSubdomain('localhost')))
+   * ```
+   */
+  honoMiddleware<C extends HonoContextLike = HonoContextLike>(
+    resolve: HonoTenantResolver<C>,
+    options?: TenantMiddlewareOptions,
+  ): HonoTenantMiddleware<C>
   /**
    * Compiles a tenant query once; `execute(args)` runs it in the CURRENT
    * tenant (`NoTenantError` outside a scope) through that handle's statement
@@ -327,6 +377,20 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     return mapTenants(this.storage.list(), (id) => this.withTenant(id, fn), options)
   }
 
+  middleware<Req extends NodeRequestLike = NodeRequestLike, Res extends NodeResponseLike = NodeResponseLike>(
+    resolve: TenantResolver<Req>,
+    options?: TenantMiddlewareOptions,
+  ): NodeTenantMiddleware<Req, Res> {
+    return nodeTenantMiddleware<Req, Res>(this, resolve, options)
+  }
+
+  honoMiddleware<C extends HonoContextLike = HonoContextLike>(
+    resolve: HonoTenantResolver<C>,
+    options?: TenantMiddlewareOptions,
+  ): HonoTenantMiddleware<C> {
+    return honoTenantMiddleware<C>(this, resolve, options)
+  }
+
   db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
     const scope = this.#als.getStore()
     if (scope === undefined) throw new NoTenantError('shard.db()')
@@ -366,10 +430,14 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       this.plugins,
     )
     const template = compilePrepared(db, build as never, this.plugins)
-    return createPreparedQuery<Args, O>(template, (query, map) => {
+    const current = () => {
       const scope = this.#als.getStore()
       if (scope === undefined) throw new NoTenantError('a prepared query')
-      return scope.execute(query, map)
+      return scope
+    }
+    return createPreparedQuery<Args, O>(template, {
+      run: (query, map) => current().execute(query, map),
+      first: (query) => current().executeFirst(query),
     })
   }
 
@@ -379,9 +447,10 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.assertOpen()
     const db = createBoundKysely<ApexDB>(COMPILE_ONLY, plainCompiler(), this.plugins)
     const template = compilePrepared(db, build as never, this.plugins)
-    return createPreparedQuery<Args, O>(template, (query, map) =>
-      executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
-    )
+    return createPreparedQuery<Args, O>(template, {
+      run: (query, map) => executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
+      first: (query) => executeFirstRow(this.#apexBinding(), APEX_PREPARED_OWNER, query),
+    })
   }
 
   stats(): PoolStats {
@@ -455,6 +524,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   /** Runs a compiled statement (a prepared query's) on this scope's handle, as this scope. */
   execute<T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T): Promise<T> {
     return executeMapped(this.#binding, this, query, map)
+  }
+
+  /** The first row of a compiled select, on this scope's handle. */
+  executeFirst<T>(query: CompiledQuery): Promise<T | undefined> {
+    return executeFirstRow<T>(this.#binding, this, query)
   }
 
   close(): void {

@@ -44,6 +44,12 @@ export class SqliteHandle implements StorageHandle {
     return this.run<R>(query.sql, query.parameters)
   }
 
+  executeTakeFirstSync<R>(query: CompiledQuery): R | undefined {
+    const statement = this.prepare(query.sql)
+    if (statement.reader) return statement.get(query.parameters) as R | undefined
+    return this.run<R>(query.sql, query.parameters).rows[0]
+  }
+
   /** Runs one statement synchronously (the fast path under `executeQuery`). */
   run<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
     const statement = this.prepare(sql)
@@ -74,10 +80,9 @@ export class SqliteHandle implements StorageHandle {
         }
         this.#cache.set(sql, statement)
       }
-    } else if (statement.busy) {
-      // Still iterating elsewhere: use a private one rather than disturb it.
-      statement = this.db.prepare(sql)
     }
+    // No `busy` check: cached statements are never iterated (streamQuery prepares
+    // its own), so they are never busy; and `busy` is a native getter on the hot path.
     return statement
   }
 

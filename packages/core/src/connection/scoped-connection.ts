@@ -158,25 +158,57 @@ export function executeMapped<R, T>(
   query: CompiledQuery,
   map: (result: QueryResult<R>) => T,
 ): Promise<T> {
-  if (binding.isClosed?.()) return Promise.reject(new TenantScopeClosedError(binding.label))
-  const txOwner = binding.state.txOwner
-  if (txOwner !== null && txOwner !== owner) {
-    return whenNoTransaction(binding.state).then(() => executeMapped(binding, owner, query, map))
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, query)
+  } catch (error) {
+    return Promise.reject(error)
   }
-  // From here to the driver call nothing awaits, so no other owner can begin
-  // a transaction in between: the handle runs statements in call order.
-  const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
-  if (schemas !== undefined) {
-    let attaching: void | Promise<void>
+  if (wait !== undefined) return wait.then(() => executeMapped(binding, owner, query, map))
+  return run(binding, query, map)
+}
+
+/** Like {@link executeMapped} for the first row of a select (`executeTakeFirst`). */
+export function executeFirstRow<R>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+): Promise<R | undefined> {
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, query)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  if (wait !== undefined) return wait.then(() => executeFirstRow<R>(binding, owner, query))
+  const { log, handle } = binding
+  if (log === null && handle.executeTakeFirstSync !== undefined) {
     try {
-      attaching = attachMissing(binding, schemas)
+      return Promise.resolve(handle.executeTakeFirstSync<R>(query))
     } catch (error) {
       return Promise.reject(error)
     }
-    // An asynchronous adapter attaches asynchronously; run the statement after it.
-    if (attaching !== undefined) return attaching.then(() => run(binding, query, map))
   }
-  return run(binding, query, map)
+  return run(binding, query, firstRow as (result: QueryResult<R>) => R | undefined)
+}
+
+const firstRow = <R>(result: QueryResult<R>): R | undefined => result.rows[0]
+
+/**
+ * Whether the statement may run now (undefined), or what to wait for first
+ * (another owner's transaction, an asynchronous attach); throws when refused.
+ * From its return to the driver call nothing awaits, so no other owner can
+ * begin a transaction in between: the handle runs statements in call order.
+ */
+function mayRun(binding: HandleBinding, owner: object, query: CompiledQuery): Promise<void> | undefined {
+  if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+  const txOwner = binding.state.txOwner
+  if (txOwner !== null && txOwner !== owner) return whenNoTransaction(binding.state)
+  const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+  if (schemas === undefined) return undefined
+  // An asynchronous adapter attaches asynchronously; the statement runs after it.
+  const attaching = attachMissing(binding, schemas)
+  return attaching === undefined ? undefined : attaching
 }
 
 function run<R, T>(binding: HandleBinding, query: CompiledQuery, map: (result: QueryResult<R>) => T): Promise<T> {

@@ -8,6 +8,7 @@ import {
   type RootOperationNode,
   UpdateResult,
 } from 'kysely'
+import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
 import { InvalidOptionsError } from '../errors.js'
 
 /** The placeholder `p(name)` puts into a query; bound to `args[name]` at each execution. */
@@ -85,8 +86,17 @@ export class PreparedTemplate {
       }
       parameters[slots[i] as number] = value
     }
-    // The same object shape as the compiled query, so attachment metadata carries over.
-    return { ...this.compiled, parameters }
+    // A fixed-shape literal (cheaper than a spread); attachment needs carry over.
+    const { query, queryId, sql } = this.compiled
+    const schemas = (this.compiled as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+    return schemas === undefined
+      ? { query, queryId, sql, parameters }
+      : ({ query, queryId, sql, parameters, [REQUIRED_SCHEMAS]: schemas } as CompiledQuery)
+  }
+
+  /** Whether the statement returns rows (a select, or a write with `returning`). */
+  get returnsRows(): boolean {
+    return this.#returnsRows
   }
 
   /** Whether result plugins (e.g. CamelCasePlugin) must see the rows. */
@@ -148,15 +158,25 @@ export function compilePrepared<DB>(
  * Runs a bound query and maps its result, at call time in the right place (the
  * current scope, or apex); `map` runs before the returned promise settles.
  */
-export type PreparedRunner = <T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T) => Promise<T>
+export interface PreparedRunner {
+  run<T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T): Promise<T>
+  /** The first row of a select, through the adapter's single-row fast path where it has one. */
+  first<T>(query: CompiledQuery): Promise<T | undefined>
+}
 
 /** A prepared query bound to a way of running it (`run` finds the scope at call time). */
 export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: PreparedRunner): PreparedQuery<Args, O> {
   const toRows = (result: QueryResult<unknown>): O[] => template.rows<O>(result)
-  const toFirst = (result: QueryResult<unknown>): O | undefined => template.rows<O>(result)[0]
   const start = <T>(args: Args | undefined, map: (result: QueryResult<unknown>) => T): Promise<T> => {
     try {
-      return run(template.bind(args as Record<string, unknown> | undefined), map)
+      return run.run(template.bind(args as Record<string, unknown> | undefined), map)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+  const first = (args: Args | undefined): Promise<O | undefined> => {
+    try {
+      return run.first<O>(template.bind(args as Record<string, unknown> | undefined))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -166,7 +186,7 @@ export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: Pr
       ? start(args, identity).then((result) => template.transformedRows<O>(result))
       : start(args, toRows)
   const executeTakeFirst = (args?: Args): Promise<O | undefined> =>
-    template.transformsResults ? execute(args).then((rows) => rows[0]) : start(args, toFirst)
+    template.transformsResults || !template.returnsRows ? execute(args).then((rows) => rows[0]) : first(args)
   return Object.freeze({
     sql: template.compiled.sql,
     execute: execute as PreparedQuery<Args, O>['execute'],

@@ -27,6 +27,8 @@ export interface StorageHandle {
    * promise instead of two.
    */
   executeQuerySync?<R>(query: CompiledQuery): QueryResult<R>
+  /** Optional: the first row of a select, synchronously, without building the full row list. */
+  executeTakeFirstSync?<R>(query: CompiledQuery): R | undefined
   /** Streams the rows of a select, one chunk at a time. */
   streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
