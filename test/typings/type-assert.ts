@@ -1,0 +1,10 @@
+/** `true` when `X` and `Y` are the same type (drizzle's type-tests/utils.ts). */
+export type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends <T>() => T extends Y ? 1 : 2 ? true : false
+
+/** Compiles only when `T` is `true`: `expectType<Equal<A, B>>()`. */
+export function expectType<T extends true>(): T | undefined {
+  return undefined
+}
+
+/** Flattens intersections and mapped types so that {@link Equal} compares shapes. */
+export type Simplify<T> = { [K in keyof T]: T[K] } & {}
