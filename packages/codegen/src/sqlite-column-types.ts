@@ -110,7 +110,8 @@ const INTERNAL_TABLES: ReadonlySet<string> = new Set(['kysely_migration', 'kysel
  *   introspector reports it nullable because `PRAGMA table_info` gives
  *   `notnull = 0`, which would make the row type `number | null`; SQLite
  *   assigns a rowid whenever NULL is inserted, so a read never sees NULL. It
- *   stays `Generated` (optional on insert).
+ *   stays `Generated` (optional on insert);
+ * - an untyped column is `unknown`, not `unknown | null`.
  */
 export function normaliseMetadata(metadata: DatabaseMetadata): DatabaseMetadata {
   const tables = metadata.tables
@@ -131,7 +132,8 @@ export function normaliseMetadata(metadata: DatabaseMetadata): DatabaseMetadata 
           isArray: column.isArray,
           hasDefaultValue: column.hasDefaultValue,
           isAutoIncrementing: column.isAutoIncrementing,
-          isNullable: column.isNullable && !rowidAlias,
+          // `unknown` already includes null.
+          isNullable: column.isNullable && !rowidAlias && kind !== 'any',
         }
       }),
     }))
