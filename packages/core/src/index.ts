@@ -37,6 +37,17 @@ export {
   type NamedMigration,
 } from './migration/migration-source.js'
 export { type MigrationOutcome, runMigrations } from './migration/run-migrations.js'
+export type {
+  HonoContextLike,
+  HonoTenantMiddleware,
+  HonoTenantResolver,
+  NodeResponseLike,
+  NodeTenantMiddleware,
+  TenantErrorBody,
+  TenantMiddlewareOptions,
+} from './http/middleware.js'
+export type { FetchRequestLike, NodeRequestLike, TenantRequest } from './http/tenant-request.js'
+export { firstOf, fromHeader, fromPathPrefix, fromSubdomain, type TenantResolver } from './http/tenant-resolvers.js'
 export { createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
 export {

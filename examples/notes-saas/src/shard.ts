@@ -1,0 +1,30 @@
+import { fileURLToPath } from 'node:url'
+import { sqliteStorage } from '@shardines/adapter-sqlite'
+import { createShardines } from '@shardines/core'
+import type { ApexDB } from './db/apex.js'
+import type { TenantDB } from './db/tenant.js'
+
+/** The app's folders, absolute, so the app works from any working directory. */
+export const APP_ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../data', import.meta.url))
+export const MIGRATIONS = {
+  apex: fileURLToPath(new URL('../migrations/apex', import.meta.url)),
+  tenant: fileURLToPath(new URL('../migrations/tenant', import.meta.url)),
+}
+
+export interface NotesShardOptions {
+  /** The data folder: `<dir>/apex.sqlite3` and `<dir>/tenants/<id>.sqlite3`. */
+  dir?: string
+  /** Tenant handles kept open. */
+  maxOpen?: number
+}
+
+/** The app's Shardines instance: apex holds accounts, plans and the tenant directory; each tenant its notes. */
+export function createNotesShard(options: NotesShardOptions = {}) {
+  return createShardines<ApexDB, TenantDB>({
+    storage: sqliteStorage({ dir: options.dir ?? DEFAULT_DATA_DIR, maxOpen: options.maxOpen ?? 256 }),
+    migrations: MIGRATIONS,
+  })
+}
+
+export type NotesShard = ReturnType<typeof createNotesShard>

@@ -1,0 +1,217 @@
+import { match } from 'ts-pattern'
+import { InvalidTenantIdError, ShardinesError } from '../errors.js'
+import { assertTenantId } from '../tenant/tenant-id.js'
+import type { FetchRequestLike, NodeRequestLike } from './tenant-request.js'
+import type { TenantResolver } from './tenant-resolvers.js'
+
+/**
+ * HTTP tenant routing. Defaults, stated once:
+ *
+ * - The whole request runs inside `withTenant(id)`: for Node/Connect/Express
+ *   the scope lasts until the response's `close` event (so handlers that
+ *   answer later, after awaiting, still see their tenant); for Hono until the
+ *   downstream handlers' promise settles.
+ * - A missing id answers `400 TENANT_REQUIRED` (or continues without a scope
+ *   with `onMissing: 'skip'`), an invalid id `400 INVALID_TENANT_ID` before
+ *   the storage is asked anything, an unknown tenant `404 TENANT_NOT_FOUND`;
+ *   all as JSON `{ error: { code, message, tenantId? } }`.
+ * - Anything else (a resolver's own error, a failed lazy migration, a handler's
+ *   throw) goes to the framework's error handling: `next(err)` for Connect and
+ *   Express, a rethrow (Hono's `app.onError`) for Hono.
+ */
+
+/** What the middleware needs from the instance. */
+export interface TenantScopeRunner {
+  withTenant<T>(id: string, fn: () => Promise<T>): Promise<Awaited<T>>
+}
+
+export interface TenantMiddlewareOptions {
+  /**
+   * When the resolver finds no tenant: `'reject'` (default) answers 400
+   * `TENANT_REQUIRED`; `'skip'` runs the rest of the request without a tenant
+   * scope (for apps whose tenant-less routes share the middleware).
+   */
+  onMissing?: 'reject' | 'skip'
+}
+
+/** The JSON body of a refused request. */
+export interface TenantErrorBody {
+  error: { code: 'TENANT_REQUIRED' | 'INVALID_TENANT_ID' | 'TENANT_NOT_FOUND'; message: string; tenantId?: string }
+}
+
+/** The parts of Node's `ServerResponse` the middleware uses. */
+export interface NodeResponseLike {
+  statusCode: number
+  readonly headersSent: boolean
+  readonly closed?: boolean
+  setHeader(name: string, value: string | number): unknown
+  end(body?: string): unknown
+  once(event: 'close', listener: () => void): unknown
+}
+
+/** A Connect/Express-style middleware. */
+export type NodeTenantMiddleware<Req = NodeRequestLike, Res = NodeResponseLike> = (
+  req: Req,
+  res: Res,
+  next: (error?: unknown) => void,
+) => void
+
+/** The parts of Hono's `Context` the middleware uses (structural: core does not depend on Hono). */
+export interface HonoContextLike {
+  readonly req: { readonly raw: FetchRequestLike }
+}
+
+/** A Hono-style middleware: `app.use(shard.honoMiddleware(resolve))`. */
+export type HonoTenantMiddleware<C extends HonoContextLike = HonoContextLike> = (
+  c: C,
+  next: () => Promise<void>,
+) => Promise<Response | undefined>
+
+/** For Hono, the resolver also gets the context (e.g. for `c.req.param('tenant')`). */
+export type HonoTenantResolver<C extends HonoContextLike = HonoContextLike> = (
+  req: FetchRequestLike,
+  c: C,
+) => ReturnType<TenantResolver>
+
+type Outcome =
+  | { kind: 'tenant'; id: string }
+  | { kind: 'skip' }
+  | { kind: 'reject'; status: number; body: TenantErrorBody }
+
+/** Resolves and validates the id; an invalid id never reaches the storage. */
+async function decide(resolved: () => ReturnType<TenantResolver>, options: TenantMiddlewareOptions): Promise<Outcome> {
+  const id = await resolved()
+  if (id === undefined || id === null || id === '') {
+    if (options.onMissing === 'skip') return { kind: 'skip' }
+    return {
+      kind: 'reject',
+      status: 400,
+      body: {
+        error: {
+          code: 'TENANT_REQUIRED',
+          message:
+            'This request names no tenant. Name one the way this server routes tenants (a header, a subdomain or a /t/<tenant> path).',
+        },
+      },
+    }
+  }
+  assertTenantId(id)
+  return { kind: 'tenant', id }
+}
+
+/** The response for an error that a client caused, or `undefined` for the framework's error handler. */
+function rejectionOf(error: unknown): { status: number; body: TenantErrorBody } | undefined {
+  if (!(error instanceof ShardinesError)) return undefined
+  const status = match(error.code)
+    .with('INVALID_TENANT_ID', () => 400)
+    .with('TENANT_NOT_FOUND', () => 404)
+    .otherwise(() => undefined)
+  if (status === undefined) return undefined
+  const code = error.code as 'INVALID_TENANT_ID' | 'TENANT_NOT_FOUND'
+  const body: TenantErrorBody = { error: { code, message: error.message } }
+  if (error.tenantId !== undefined && !(error instanceof InvalidTenantIdError)) body.error.tenantId = error.tenantId
+  return { status, body }
+}
+
+function sendJson(res: NodeResponseLike, status: number, body: TenantErrorBody): void {
+  if (res.headersSent) return
+  const text = JSON.stringify(body)
+  res.statusCode = status
+  res.setHeader('content-type', 'application/json; charset=utf-8')
+  res.setHeader('content-length', Buffer.byteLength(text))
+  res.end(text)
+}
+
+/**
+ * A Connect/Express-style middleware that runs the rest of the request inside
+ * `withTenant(resolve(req))`. See {@link Shardines.middleware}.
+ */
+export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends NodeResponseLike>(
+  shard: TenantScopeRunner,
+  resolve: TenantResolver<Req>,
+  options: TenantMiddlewareOptions = {},
+): NodeTenantMiddleware<Req, Res> {
+  if (typeof resolve !== 'function') throw new TypeError('middleware(resolve): resolve must be a function.')
+  return (req, res, next) => {
+    void (async () => {
+      let outcome: Outcome
+      try {
+        outcome = await decide(() => resolve(req), options)
+      } catch (error) {
+        const rejection = rejectionOf(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body) : next(error)
+      }
+      if (outcome.kind === 'skip') return next()
+      if (outcome.kind === 'reject') return sendJson(res, outcome.status, outcome.body)
+      let entered = false
+      try {
+        await shard.withTenant(outcome.id, () => {
+          entered = true
+          // The scope (and its pinned handle) lives until the response is done, not until next() returns:
+          // Connect handlers answer asynchronously.
+          return new Promise<void>((done) => {
+            res.once('close', () => done())
+            if (res.closed) return done()
+            try {
+              next()
+            } catch (error) {
+              next(error)
+            }
+          })
+        })
+      } catch (error) {
+        if (entered) return next(error)
+        const rejection = rejectionOf(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body) : next(error)
+      }
+    })()
+  }
+}
+
+/**
+ * A Hono middleware that runs the downstream handlers inside
+ * `withTenant(resolve(c.req.raw, c))`. See {@link Shardines.honoMiddleware}.
+ */
+export function honoTenantMiddleware<C extends HonoContextLike>(
+  shard: TenantScopeRunner,
+  resolve: HonoTenantResolver<C>,
+  options: TenantMiddlewareOptions = {},
+): HonoTenantMiddleware<C> {
+  if (typeof resolve !== 'function') throw new TypeError('honoMiddleware(resolve): resolve must be a function.')
+  return async (c, next) => {
+    let outcome: Outcome
+    try {
+      outcome = await decide(() => resolve(c.req.raw, c), options)
+    } catch (error) {
+      const rejection = rejectionOf(error)
+      if (rejection) return jsonResponse(rejection.status, rejection.body)
+      throw error
+    }
+    if (outcome.kind === 'skip') {
+      await next()
+      return undefined
+    }
+    if (outcome.kind === 'reject') return jsonResponse(outcome.status, outcome.body)
+    let entered = false
+    try {
+      await shard.withTenant(outcome.id, async () => {
+        entered = true
+        await next()
+      })
+      return undefined
+    } catch (error) {
+      // Hono turns a handler's throw into app.onError's response before it gets here;
+      // whatever still arrives belongs to the framework, not to us.
+      const rejection = entered ? undefined : rejectionOf(error)
+      if (rejection) return jsonResponse(rejection.status, rejection.body)
+      throw error
+    }
+  }
+}
+
+function jsonResponse(status: number, body: TenantErrorBody): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+  })
+}
