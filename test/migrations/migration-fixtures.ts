@@ -38,12 +38,23 @@ export async function up(db) {
 }`,
 }
 
-/** Writes the first `count` migrations into `<root>/<name>` and returns the folder. */
-export function writeMigrations(root: string, name: string, count: number): string {
+/**
+ * Writes the first `count` migrations into `<root>/<name>` and returns the folder.
+ * `slowMs` makes 002 hold its transaction open that long between two statements
+ * (a long migration), so a kill lands inside a transaction.
+ */
+export function writeMigrations(root: string, name: string, count: number, slowMs = 0): string {
   const folder = path.join(root, name)
   fs.mkdirSync(folder, { recursive: true })
   for (const [file, text] of Object.entries(MIGRATION_FILES).slice(0, count)) {
-    fs.writeFileSync(path.join(folder, `${file}.mjs`), text)
+    const body =
+      slowMs > 0 && file === '002_unique_titles'
+        ? text.replace(
+            '.execute()\n  await db.schema.createIndex',
+            `.execute()\n  for (const end = Date.now() + ${slowMs}; Date.now() < end; );\n  await db.schema.createIndex`,
+          )
+        : text
+    fs.writeFileSync(path.join(folder, `${file}.mjs`), body)
   }
   return folder
 }
@@ -86,9 +97,10 @@ export async function seedTenants(dir: string, folder: string, ids: readonly str
   for (const id of rest) fs.copyFileSync(source, tenantFile(dir, id))
 }
 
-/** Reads a tenant file directly (read-only): version stamp, applied migrations, log, integrity, columns. */
+/** Reads a tenant file directly: version stamp, applied migrations, log, integrity, columns. */
 export function inspect(dir: string, id: string) {
-  const db = new Database(tenantFile(dir, id), { readonly: true, fileMustExist: true })
+  // Read-write on purpose: opening rolls back a hot journal left by a killed process, as any next open would.
+  const db = new Database(tenantFile(dir, id), { fileMustExist: true })
   try {
     const tables = (db.prepare(`select name from sqlite_master where type = 'table'`).all() as { name: string }[]).map(
       (r) => r.name,

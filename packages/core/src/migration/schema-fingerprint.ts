@@ -18,7 +18,7 @@ const IGNORED = `m.name not like 'sqlite\\_%' escape '\\' and m.name not in ('${
  */
 const QUERIES: readonly string[] = [
   `select m.name, t.type, t.ncol, t.wr, t.strict from main.sqlite_master m
-     join pragma_table_list(m.name, 'main') t
+     join pragma_table_list(m.name) t on t.schema = 'main'
    where m.type = 'table' and ${IGNORED} order by m.name`,
   `select m.name, p.cid, p.name, lower(p.type), p."notnull", p.dflt_value, p.pk, p.hidden
    from main.sqlite_master m join pragma_table_xinfo(m.name, 'main') p

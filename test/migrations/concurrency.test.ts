@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { tempDir } from '../helpers/temp-dir.js'
+import { inspect, seedTenants, shardAt, tenantIds, writeMigrations } from './migration-fixtures.js'
+import { versionStamps } from './version-stamps.js'
+
+const CHILD = fileURLToPath(new URL('./children/migrate-child.ts', import.meta.url))
+
+function child(args: string[]): { proc: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], {
+    cwd: path.dirname(CHILD),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  })
+  let out = ''
+  let err = ''
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d
+  })
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d
+  })
+  const exit = once(proc, 'exit').then(([code]) => {
+    if (code !== 0 && code !== null) throw new Error(`child exited ${code}: ${err}`)
+    return code as number | null
+  })
+  return { proc, output: () => out, exit }
+}
+
+const summary = (out: string) =>
+  JSON.parse(out.trim().split('\n').at(-1)!) as { migrated: number; upToDate: number; failed: number }
+
+test('two processes migrate the same tenants at once: each migration is applied exactly once', async (t) => {
+  const dir = tempDir()
+  const ids = tenantIds(300)
+  await seedTenants(dir, writeMigrations(dir, 'v1', 1), ids)
+  const v2 = writeMigrations(dir, 'v2', 2)
+  const startAt = String(Date.now() + 1500)
+  const a = child(['all', dir, v2, startAt])
+  const b = child(['all', dir, v2, startAt])
+  await Promise.all([a.exit, b.exit])
+  const ra = summary(a.output())
+  const rb = summary(b.output())
+  t.diagnostic(`process A migrated ${ra.migrated}, process B migrated ${rb.migrated}`)
+  assert.equal(ra.failed + rb.failed, 0)
+  assert.equal(ra.migrated + rb.migrated, 300, 'every tenant was migrated by exactly one of the two')
+  assert.equal(ra.migrated + ra.upToDate, 300)
+  assert.equal(rb.migrated + rb.upToDate, 300)
+  for (const id of ids) {
+    const t = inspect(dir, id)
+    assert.deepEqual(t.log, ['001_documents', '002_unique_titles'], id)
+    assert.deepEqual(t.applied, ['001_documents', '002_unique_titles'], id)
+  }
+})
+
+test('a migrate-all process killed with SIGKILL halfway leaves every tenant whole; a second run finishes', async (t) => {
+  const dir = tempDir()
+  const ids = tenantIds(300)
+  await seedTenants(dir, writeMigrations(dir, 'v1', 1), ids)
+  const v2 = writeMigrations(dir, 'v2', 2, 40)
+  const run = child(['all', dir, v2])
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (/^done 100 /m.test(run.output())) {
+        run.proc.stdout!.off('data', check)
+        resolve()
+      }
+    }
+    run.proc.stdout!.on('data', check)
+  })
+  run.proc.kill('SIGKILL')
+  await run.exit
+  const hot = fs.readdirSync(path.join(dir, 'tenants')).filter((f) => f.endsWith('-journal'))
+  t.diagnostic(`hot journals left by the kill: ${hot.length}`)
+  // Each worker spends ~95% of its time inside a migration transaction, so the kill lands in at least one.
+  assert.ok(hot.length >= 1, 'the kill interrupted at least one open migration transaction')
+  const [old, latest] = [versionStamps(['001_documents']), versionStamps(['001_documents', '002_unique_titles'])]
+  let atNew = 0
+  for (const id of ids) {
+    const tenant = inspect(dir, id)
+    assert.equal(tenant.integrity, 'ok', id)
+    assert.deepEqual(tenant.documents, ['alpha', 'beta'], id)
+    if (tenant.applied.length === 2) {
+      atNew++
+      assert.equal(tenant.userVersion, latest, id)
+      assert.deepEqual(tenant.log, tenant.applied, id)
+      assert.deepEqual(tenant.documentColumns, ['id', 'title', 'slug'], id)
+    } else {
+      assert.deepEqual(tenant.applied, ['001_documents'], id)
+      assert.equal(tenant.userVersion, old, id)
+      assert.deepEqual(tenant.log, ['001_documents'], id)
+      assert.deepEqual(tenant.documentColumns, ['id', 'title'], id)
+      assert.ok(!tenant.tables.includes('tags'), id)
+    }
+  }
+  assert.ok(atNew >= 100 && atNew < 300, `killed after ${atNew} of 300`)
+  const leftovers = fs.readdirSync(path.join(dir, 'tenants')).filter((f) => f.endsWith('-journal'))
+  assert.deepEqual(leftovers, [], 'opening each tenant rolled back any hot journal')
+
+  const shard = shardAt(dir, v2)
+  const report = await shard.migrate.all()
+  assert.equal(report.failed, 0)
+  assert.equal(report.migrated, 300 - atNew)
+  assert.equal(report.upToDate, atNew)
+  for (const id of ids) assert.deepEqual(inspect(dir, id).log, ['001_documents', '002_unique_titles'])
+  await shard.close()
+})
+
+test('lazy migration on first open in two processes at once applies each migration once', async () => {
+  const dir = tempDir()
+  const ids = tenantIds(100)
+  await seedTenants(dir, writeMigrations(dir, 'v1', 1), ids)
+  const v3 = writeMigrations(dir, 'v3', 3)
+  const startAt = String(Date.now() + 1500)
+  const a = child(['open', dir, v3, startAt])
+  const b = child(['open', dir, v3, startAt])
+  await Promise.all([a.exit, b.exit])
+  assert.match(a.output(), /opened 100/)
+  assert.match(b.output(), /opened 100/)
+  for (const id of ids) assert.deepEqual(inspect(dir, id).log, ['001_documents', '002_unique_titles', '003_notes'], id)
+})
