@@ -2,7 +2,7 @@
 // (what the ATTACH compiler makes of it), then it runs on real files.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { attachedNames, makeAttachShard, seedApex, seedTenant } from './attach-helpers.js'
 
 async function setup() {
@@ -231,7 +231,12 @@ test('INSERT … SELECT from apex into a tenant table, also through a CTE', asyn
 test('withSchema("apex") reads apex; sql.table("apex.x") inside a builder attaches too', async () => {
   const { shard } = await setup()
   await shard.withTenant('acme', async (t) => {
-    const viaSchema = t.db.withSchema('apex').selectFrom('plans').select('name').orderBy('name')
+    // withSchema is not typed for apex (the DB type knows 'apex.plans', not 'plans'): cast.
+    const viaSchema = (t.db as unknown as Kysely<any>)
+      .withSchema('apex')
+      .selectFrom('plans')
+      .select('name')
+      .orderBy('name')
     assert.equal(viaSchema.compile().sql, 'select "name" from "apex"."plans" order by "name"')
     assert.deepEqual(await viaSchema.execute(), [{ name: 'Free' }, { name: 'Pro' }])
   })

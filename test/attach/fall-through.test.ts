@@ -46,7 +46,7 @@ test('an unqualified read of a table only apex has is an error, never apex rows'
       noMainAccounts,
     )
     await assert.rejects(
-      db.selectFrom('documents').select('title').union(db.selectFrom('accounts').select('email')).execute(),
+      db.selectFrom('documents').select('title').union(db.selectFrom('accounts').select('email as title')).execute(),
       noMainAccounts,
     )
     // The qualified name still works.
@@ -120,7 +120,7 @@ test('unqualified writes and DDL never touch apex', async () => {
         db
           .with('accounts', (q) => q.selectFrom('documents').select('id'))
           .deleteFrom('accounts')
-          .where('id', 'in', (eb) => eb.selectFrom('accounts').select('id')),
+          .where('id', 'in', db.selectFrom('accounts').select('id')),
         'with "accounts" as (select "id" from "main"."documents") delete from "main"."accounts" where "id" in (select "id" from "accounts")',
         noMainAccounts,
       ],
