@@ -279,3 +279,38 @@ test('raw sql names apex only after t.attach("apex"); the attachment is visible 
   assert.equal(log.attaches('acme'), 1)
   await shard.close()
 })
+
+test('a CTE referenced in another letter case is still the CTE (SQLite names ignore case)', async () => {
+  const { shard } = await setup()
+  await shard.withTenant('acme', async (t) => {
+    const db = t.db as unknown as Kysely<any>
+    const query = db
+      .with('Paying', (q) => q.selectFrom('apex.accounts').select('id').where('plan', '=', 'pro'))
+      .selectFrom('documents as d')
+      .where('d.owner_id', 'in', db.selectFrom('PAYING').select('id'))
+      .select('d.title')
+    assert.equal(
+      query.compile().sql,
+      'with "Paying" as (select "id" from "apex"."accounts" where "plan" = ?) select "d"."title" from "main"."documents" as "d" where "d"."owner_id" in (select "id" from "PAYING")',
+    )
+    assert.deepEqual(await query.execute(), [{ title: 'Plan' }])
+  })
+  await shard.close()
+})
+
+test('stream() of a query over apex attaches first', async () => {
+  const { shard, log } = await setup()
+  await shard.withTenant('acme', async (t) => {
+    const titles: string[] = []
+    const stream = t.db
+      .selectFrom('documents as d')
+      .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
+      .select(['d.title', 'a.email'])
+      .orderBy('d.id')
+      .stream()
+    for await (const row of stream) titles.push(`${row.title}:${row.email}`)
+    assert.deepEqual(titles, ['Plan:ann@x.test', 'Spec:bob@x.test'])
+  })
+  assert.equal(log.attaches('acme'), 1)
+  await shard.close()
+})

@@ -177,11 +177,13 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
 
   #isCteName(name: string): boolean {
     const stack = this.nodeStack
+    // SQLite matches names without regard to (ASCII) case: `with X … from x` reads the CTE.
+    const wanted = name.toLowerCase()
     for (let i = stack.length - 1; i >= 0; i--) {
       const node = stack[i] as NodeWithWith
       if (!STATEMENTS_WITH_CTES.has(node.kind) || node.with === undefined) continue
       for (const cte of node.with.expressions) {
-        if (cte.name.table.table.identifier.name === name) return true
+        if (cte.name.table.table.identifier.name.toLowerCase() === wanted) return true
       }
     }
     return false
