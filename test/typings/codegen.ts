@@ -2,22 +2,35 @@
 // --verify (the root `codegen:verify` script, part of `verify`) exits 1 when
 // they are stale. Usage: node --import tsx test/typings/codegen.ts [--verify]
 import { fileURLToPath } from 'node:url'
-import { generateSchemas, verifySchemas } from '@shardines/codegen'
+import { type CodegenOptions, generateSchemas, verifySchemas } from '@shardines/codegen'
 import { apexMigrations, tenantMigrations } from './schema-migrations.js'
 
-const options = {
-  migrations: { apex: apexMigrations, tenant: tenantMigrations },
-  outDir: fileURLToPath(new URL('./generated', import.meta.url)),
+const migrations = { apex: apexMigrations, tenant: tenantMigrations }
+const sets: Record<string, CodegenOptions> = {
+  // The defaults.
+  generated: { migrations, outDir: fileURLToPath(new URL('./generated', import.meta.url)) },
+  // camelCase, parsed JSON, epoch dates and an override.
+  'generated-options': {
+    migrations,
+    outDir: fileURLToPath(new URL('./generated-options', import.meta.url)),
+    camelCase: true,
+    json: 'parsed',
+    dates: 'number',
+    overrides: { tenant: { 'documents.status': "ColumnType<'open' | 'closed', 'open' | 'closed' | undefined>" } },
+  },
 }
 
-if (process.argv.includes('--verify')) {
-  const stale = await verifySchemas(options)
-  for (const file of stale) {
-    console.error(`test/typings/generated/${file} is stale: run \`node --import tsx test/typings/codegen.ts\`.`)
+let stale = 0
+for (const [folder, options] of Object.entries(sets)) {
+  if (process.argv.includes('--verify')) {
+    for (const file of await verifySchemas(options)) {
+      stale++
+      console.error(`test/typings/${folder}/${file} is stale: run \`node --import tsx test/typings/codegen.ts\`.`)
+    }
+  } else {
+    const { files } = await generateSchemas(options)
+    for (const file of files) console.log(`${file.changed ? 'wrote' : 'unchanged'} test/typings/${folder}/${file.name}`)
   }
-  if (stale.length === 0) console.log('test/typings/generated is up to date.')
-  process.exitCode = stale.length === 0 ? 0 : 1
-} else {
-  const { files } = await generateSchemas(options)
-  for (const file of files) console.log(`${file.changed ? 'wrote' : 'unchanged'} test/typings/generated/${file.name}`)
 }
+if (process.argv.includes('--verify') && stale === 0) console.log('test/typings/generated* are up to date.')
+process.exitCode = stale === 0 ? 0 : 1

@@ -40,7 +40,7 @@ export interface CodegenOptions {
   exclude?: PerDatabase<string>
   /** Columns declared DATE/DATETIME/TIMESTAMP/TIME: `'string'` (default) or `'number'`. */
   dates?: DateHandling
-  /** Columns declared JSON: `'string'` (default) or `'parsed'` (`JSONColumnType<JsonValue>`). */
+  /** Columns declared JSON: `'string'` (default) or `'parsed'` (`ColumnType<JsonValue, string, string>`). */
   json?: JsonHandling
 }
 

@@ -24,7 +24,7 @@ export type DateHandling = 'string' | 'number'
 /**
  * How columns declared `JSON` are typed. `'string'` (the default) is the raw
  * text better-sqlite3 returns; `'parsed'` types reads as `JsonValue` and writes
- * as `string` (`JSONColumnType<JsonValue>`), for apps that add Kysely's
+ * as `string` (`ColumnType<JsonValue, string, string>`), for apps that add Kysely's
  * `ParseJSONResultsPlugin` and `JSON.stringify` on write.
  */
 export type JsonHandling = 'string' | 'parsed'
@@ -62,8 +62,11 @@ class ShardinesSqliteAdapter extends Adapter {
     super()
     const number = new IdentifierNode('number')
     const string = new IdentifierNode('string')
+    // Not JSONColumnType<JsonValue>: Kysely 0.28 constrains its select type to `object | null`.
     const jsonType: ExpressionNode =
-      json === 'parsed' ? new GenericExpressionNode('JSONColumnType', [new IdentifierNode('JsonValue')]) : string
+      json === 'parsed'
+        ? new GenericExpressionNode('ColumnType', [new IdentifierNode('JsonValue'), string, string])
+        : string
     this.scalars = {
       integer: number,
       real: number,
