@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
-import { createShardines } from '@shardines/core'
+import { createShardines, type StorageAdapter } from '@shardines/core'
 import type { ApexDB } from './db/apex.js'
 import type { TenantDB } from './db/tenant.js'
 
@@ -17,12 +17,15 @@ export interface NotesShardOptions {
   dir?: string
   /** Tenant handles kept open. */
   maxOpen?: number
+  /** Another storage adapter instead of `sqliteStorage({ dir, maxOpen })` (then `dir` is unused). */
+  storage?: StorageAdapter
 }
 
 /** The app's Shardines instance: apex holds accounts, plans and the tenant directory; each tenant its notes. */
 export function createNotesShard(options: NotesShardOptions = {}) {
   return createShardines<ApexDB, TenantDB>({
-    storage: sqliteStorage({ dir: options.dir ?? DEFAULT_DATA_DIR, maxOpen: options.maxOpen ?? 256 }),
+    storage:
+      options.storage ?? sqliteStorage({ dir: options.dir ?? DEFAULT_DATA_DIR, maxOpen: options.maxOpen ?? 256 }),
     migrations: MIGRATIONS,
   })
 }
