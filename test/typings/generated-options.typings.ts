@@ -1,4 +1,4 @@
-// The options carried through to the types: camelCase, parsed JSON, epoch dates, column overrides.
+// The options carried through to the types: camelCase, parsed JSON, column overrides.
 import type { Shardines } from '@shardines/core'
 import type { Insertable, Selectable } from 'kysely'
 import type { ApexDB } from './generated-options/apex.js'
@@ -7,10 +7,10 @@ import { type Equal, expectType } from './type-assert.js'
 
 declare const shard: Shardines<ApexDB, TenantDB>
 
-// json: 'parsed' reads JsonValue and writes strings; dates: 'number'; the override narrows status.
+// json: 'parsed' reads JsonValue and writes strings; the override narrows status.
 expectType<Equal<Selectable<Documents>['meta'], JsonValue | null>>()
 expectType<Equal<Insertable<Documents>['meta'], string | null | undefined>>()
-expectType<Equal<Selectable<Documents>['createdAt'], number>>()
+expectType<Equal<Selectable<Documents>['createdAt'], string>>()
 expectType<Equal<Selectable<Documents>['status'], 'open' | 'closed'>>()
 
 export async function camelCaseScope(): Promise<void> {
@@ -21,7 +21,7 @@ export async function camelCaseScope(): Promise<void> {
       .select(['d.ownerId', 'd.meta', 'a.planId', 'a.createdAt'])
       .execute()
     expectType<
-      Equal<typeof rows, { ownerId: number | null; meta: JsonValue | null; planId: string; createdAt: number }[]>
+      Equal<typeof rows, { ownerId: number | null; meta: JsonValue | null; planId: string; createdAt: string }[]>
     >()
     await t.db
       .insertInto('documents')
@@ -34,7 +34,7 @@ export async function camelCaseScope(): Promise<void> {
     t.db.insertInto('documents').values({ title: 'x', meta: { tags: [] } })
     // @ts-expect-error the override narrows status
     t.db.insertInto('documents').values({ title: 'x', status: 'archived' })
-    // @ts-expect-error dates: 'number' makes createdAt a number
-    t.db.insertInto('documents').values({ title: 'x', createdAt: '2026-01-01' })
+    // @ts-expect-error dates are ISO strings (dates: 'string', the default)
+    t.db.insertInto('documents').values({ title: 'x', createdAt: 1767225600 })
   })
 }

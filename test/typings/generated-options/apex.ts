@@ -11,7 +11,7 @@ export type Generated<T> =
   T extends ColumnType<infer S, infer I, infer U> ? ColumnType<S, I | undefined, U> : ColumnType<T, T | undefined, T>
 
 export interface Accounts {
-  createdAt: Generated<number>
+  createdAt: Generated<string>
   email: string
   id: Generated<number>
   planId: Generated<string>

@@ -27,7 +27,7 @@ export interface Comments {
 
 export interface Documents {
   archived: Generated<number>
-  createdAt: Generated<number>
+  createdAt: Generated<string>
   id: Generated<number>
   meta: ColumnType<JsonValue, string, string> | null
   ownerId: number | null
