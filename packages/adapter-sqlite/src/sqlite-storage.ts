@@ -257,16 +257,22 @@ class SqliteStorage implements StorageAdapter {
 
   /** A consistent copy of a live database through SQLite's online backup API. */
   async #copyLive(name: string, dest: string): Promise<void> {
-    if (name === APEX) {
-      await (this.apex() as SqliteHandle).db.backup(dest)
-      return
-    }
-    if (this.#doomed.has(name)) throw new TenantNotFoundError(name)
-    const lease = this.#pool.acquire(name)
+    if (name !== APEX && this.#doomed.has(name)) throw new TenantNotFoundError(name)
+    // The lease keeps the tenant from being destroyed mid-copy (and reports a missing tenant).
+    const lease = name === APEX ? undefined : this.#pool.acquire(name)
+    // The copy reads through a private connection: the shared handle may be inside a scope's open
+    // transaction, and a backup through that connection fails (SQLITE_BUSY, which better-sqlite3
+    // then reports as a finished backup with no file) or disturbs the transaction.
+    let source: Database.Database | undefined
     try {
-      await (lease.handle as SqliteHandle).db.backup(dest)
+      source = this.#withDescriptorRetry(() => new Database(this.locate(name), { fileMustExist: true }))
+      source.pragma(`busy_timeout = ${this.#options.busyTimeout}`)
+      // All pages in one step, under one read lock: a stepwise copy restarts whenever another
+      // connection commits, so it might never finish while a tenant keeps writing.
+      await source.backup(dest, { progress: () => 0x7fffffff })
     } finally {
-      lease.release()
+      source?.close()
+      lease?.release()
     }
   }
 

@@ -411,7 +411,11 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.#apexBindingValue ??= bindHandle(this.storage.apex(), {
       label: APEX,
       owner: null,
-      isClosed: () => this.#closed,
+      // After close() a kept `shard.apex` reports the closed instance, not a closed "apex" scope.
+      isClosed: () => {
+        if (this.#closed) throw new ShardinesClosedError()
+        return false
+      },
       locate: this.#locate,
       maxAttached: 0,
       log: this.log,
