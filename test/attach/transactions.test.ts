@@ -180,3 +180,44 @@ test('another scope of the same tenant waits for the commit, then sees the commi
   )
   await shard.close()
 })
+
+test('a tenant transaction does not write-lock apex, even on a connection that had apex attached', async () => {
+  // BEGIN IMMEDIATE write-locks every database attached at that moment; the
+  // connection detaches first, so apex writers and other tenants' transactions
+  // proceed. A short busy timeout turns a regression into a quick failure.
+  const { shard, log } = await setup({ busyTimeout: 200 })
+  await seedTenant(shard, 'beta', 'b-')
+  for (const id of ['acme', 'beta']) await shard.withTenant(id, (t) => t.attach('apex'))
+  const inTrx = gate()
+  const finish = gate()
+  const writer = shard.withTenant('acme', (t) =>
+    t.transaction(async (trx) => {
+      await trx.db.insertInto('documents').values({ id: 30, title: 'Held', owner_id: 1 }).execute()
+      // Reading apex inside the transaction re-attaches it, read-locked only.
+      const [row] = await trx.db.selectFrom('apex.accounts').select('email').where('id', '=', 1).execute()
+      inTrx.open()
+      await finish.promise
+      return row?.email
+    }),
+  )
+  await inTrx.promise
+  // While acme's transaction is open: apex takes a write, beta runs a transaction of its own.
+  await shard.apex.insertInto('plans').values({ id: 'team', name: 'Team' }).execute()
+  await shard.withTenant('beta', (t) =>
+    t.transaction(async (trx) => {
+      await trx.db.insertInto('documents').values({ id: 30, title: 'b-Also' }).execute()
+      await trx.db.selectFrom('apex.plans').selectAll().execute()
+    }),
+  )
+  finish.open()
+  assert.equal(await writer, 'ann@x.test')
+  await shard.withTenant('acme', async (t) => {
+    assert.deepEqual(await t.db.selectFrom('apex.plans').select('id').where('id', '=', 'team').execute(), [
+      { id: 'team' },
+    ])
+  })
+  // Detached outside any transaction, re-attached inside it on first use.
+  assert.ok(log.statements.includes('acme: detach database "apex"'))
+  assert.equal(log.attaches('acme'), 2)
+  await shard.close()
+})

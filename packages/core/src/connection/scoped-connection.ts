@@ -78,6 +78,7 @@ export class ScopedConnection implements DatabaseConnection {
     try {
       // IMMEDIATE takes the write lock up front, so two processes never deadlock
       // upgrading read locks; a read-only transaction stays deferred.
+      if (settings.accessMode !== 'read only') await detachBeforeImmediate(this.#binding.handle)
       await this.#run(settings.accessMode === 'read only' ? 'begin' : 'begin immediate')
     } catch (error) {
       endTransaction(state)
@@ -222,6 +223,25 @@ function run<R, T>(binding: HandleBinding, query: CompiledQuery, map: (result: Q
     }
   }
   return map === identity ? (handle.executeQuery<R>(query) as Promise<T>) : handle.executeQuery<R>(query).then(map)
+}
+
+/**
+ * `BEGIN IMMEDIATE` takes the write lock of every database attached at that
+ * moment, not only main's: with apex attached, one tenant transaction would
+ * block every apex writer and every other tenant's transaction that has apex
+ * attached (and better-sqlite3 waits out `busy_timeout` synchronously, so the
+ * holder cannot even reach its commit). No transaction is open here, so
+ * detaching is allowed; a statement inside the transaction re-attaches what it
+ * reads, and a database attached after BEGIN is only read-locked.
+ */
+async function detachBeforeImmediate(handle: StorageHandle): Promise<void> {
+  for (const schema of [...handle.attached]) {
+    try {
+      await handle.detach(schema)
+    } catch {
+      // Still in use by a running statement: keep it (the old behaviour) rather than fail the transaction.
+    }
+  }
 }
 
 function attachMissing(binding: HandleBinding, schemas: readonly string[]): void | Promise<void> {
