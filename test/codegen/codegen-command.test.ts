@@ -75,6 +75,9 @@ test('--out picks the folder; a failure is exit code 2 with the reason, never a 
     },
   })
   assert.equal(await runCodegenCommand({ shard: broken, cwd, verify: true, log }), 2)
-  assert.match(lines.at(-1) ?? '', /^codegen failed: Migration "001_bad" failed .*boom/)
+  assert.match(
+    lines.at(-1) ?? '',
+    /^codegen failed: the tenant migrations fail on a fresh scratch database: Migration "001_bad" failed .*boom/,
+  )
   await broken.close()
 })

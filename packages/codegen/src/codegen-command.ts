@@ -1,5 +1,5 @@
 import * as path from 'node:path'
-import { ShardinesError } from '@shardines/core'
+import { APEX, MigrationError } from '@shardines/core'
 import type { CodegenOptions, CodegenShard } from './codegen-options.js'
 import { generateSchemas } from './generate-schemas.js'
 import { verifySchemas } from './verify.js'
@@ -55,8 +55,11 @@ export async function runCodegenCommand(command: CodegenCommandOptions): Promise
     return 0
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
-    const cause = error instanceof ShardinesError && error.cause instanceof Error ? ` (${error.cause.message})` : ''
-    log(`codegen failed: ${message}${cause}`)
+    const context =
+      error instanceof MigrationError
+        ? `the ${error.tenantId === APEX ? 'apex' : 'tenant'} migrations fail on a fresh scratch database: `
+        : ''
+    log(`codegen failed: ${context}${message}`)
     return 2
   }
 }
