@@ -275,3 +275,20 @@ test('writes through shard.apex are visible to the next tenant query on an alrea
   assert.equal(log.attaches('acme'), 1, 'one ATTACH for the connection, reused across queries and scopes')
   await shard.close()
 })
+
+test('raw sql is not parsed: after t.attach("apex") a raw statement CAN write to apex (the documented limit)', async () => {
+  // This pins down what docs/attach.md says. If a guard for raw SQL is ever
+  // added, this test should fail and the documentation should change with it.
+  const { shard } = await setup()
+  await shard.withTenant('acme', async (t) => {
+    await assert.rejects(
+      sql`insert into apex.plans (id, name) values ('raw', 'Raw')`.execute(t.db),
+      /no such table: apex\.plans/,
+      'nothing is attached until a builder query or t.attach needs it',
+    )
+    await t.attach('apex')
+    await sql`insert into apex.plans (id, name) values ('raw', 'Raw')`.execute(t.db)
+  })
+  assert.deepEqual(await shard.apex.selectFrom('plans').select('id').where('id', '=', 'raw').execute(), [{ id: 'raw' }])
+  await shard.close()
+})
