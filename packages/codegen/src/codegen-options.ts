@@ -29,8 +29,9 @@ export interface CodegenOptions {
   /** camelCase table and column names (pair with Kysely's `CamelCasePlugin` in `plugins`). Default false. */
   camelCase?: boolean
   /**
-   * Column types by `'<table>.<column>'`, per database, as TypeScript source,
-   * e.g. `{ tenant: { 'documents.meta': 'JSONColumnType<{ tags: string[] }>' } }`.
+   * Column types by `'<table>.<column>'`, per database, as TypeScript source. An
+   * override is the whole type: add `| null` for a nullable column, `Generated<…>` for a defaulted one;
+   * e.g. `{ tenant: { 'documents.meta': 'JSONColumnType<{ tags: string[] }> | null' } }`.
    * Kysely's `ColumnType`, `JSONColumnType` and the generated `Generated` are in scope.
    */
   overrides?: { apex?: Readonly<Record<string, string>>; tenant?: Readonly<Record<string, string>> }
