@@ -1,0 +1,60 @@
+import * as readline from 'node:readline/promises'
+import type { CliOutput } from '../cli-output.js'
+import type { AnyShardines } from '../load-config.js'
+import { CliUsageError, type ParsedCommand } from '../parse-command.js'
+
+type TenantsCommand = Extract<ParsedCommand, { kind: 'tenants-list' | 'tenants-create' | 'tenants-destroy' }>
+
+/** What `tenants destroy` needs to ask for confirmation. */
+export interface ConfirmIo {
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean }
+  readonly stderr: NodeJS.WritableStream
+}
+
+/** `shardines tenants list | create ID | destroy ID [--yes]`. */
+export async function tenantsCommand(
+  shard: AnyShardines,
+  command: TenantsCommand,
+  out: CliOutput,
+  io: ConfirmIo,
+): Promise<number> {
+  switch (command.kind) {
+    case 'tenants-list': {
+      const ids: string[] = []
+      for await (const id of shard.tenants.list()) {
+        ids.push(id)
+        out.line(id)
+      }
+      if (out.json) out.result(ids)
+      return 0
+    }
+    case 'tenants-create': {
+      await shard.tenants.create(command.id)
+      out.line(`created tenant ${command.id}`)
+      if (out.json) out.result({ created: command.id })
+      return 0
+    }
+    case 'tenants-destroy': {
+      if (!command.yes) await confirm(command.id, io)
+      const existed = await shard.tenants.destroy(command.id)
+      out.line(existed ? `destroyed tenant ${command.id}` : `tenant ${command.id} did not exist`)
+      if (out.json) out.result({ destroyed: command.id, existed })
+      return existed ? 0 : 1
+    }
+  }
+}
+
+async function confirm(id: string, io: ConfirmIo): Promise<void> {
+  if (!io.stdin.isTTY) {
+    throw new CliUsageError(
+      `tenants destroy deletes tenant "${id}"'s database: pass --yes to confirm when not on a terminal.`,
+    )
+  }
+  const rl = readline.createInterface({ input: io.stdin, output: io.stderr })
+  try {
+    const answer = await rl.question(`This deletes tenant "${id}" and all its data. Type the tenant id to confirm: `)
+    if (answer.trim() !== id) throw new CliUsageError(`Not confirmed; tenant "${id}" was not destroyed.`)
+  } finally {
+    rl.close()
+  }
+}

@@ -1,0 +1,177 @@
+import { parseArgs } from 'node:util'
+import { match, P } from 'ts-pattern'
+
+/** What `shardines <args>` asked for: one case per command, checked before anything is opened. */
+export type ParsedCommand =
+  | {
+      readonly kind: 'migrate'
+      readonly target: 'default' | 'apex' | 'all' | { readonly tenant: string }
+      readonly concurrency: number | undefined
+    }
+  | { readonly kind: 'status' }
+  | { readonly kind: 'tenants-list' }
+  | { readonly kind: 'tenants-create'; readonly id: string }
+  | { readonly kind: 'tenants-destroy'; readonly id: string; readonly yes: boolean }
+  | { readonly kind: 'backup'; readonly id: string; readonly dest: string }
+  | { readonly kind: 'codegen'; readonly out: string | undefined; readonly verify: boolean }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  /** `--config PATH`; default: `shardines.config.{ts,mts,js,mjs}` in the working directory. */
+  readonly config: string | undefined
+  /** `--json`: machine-readable output on stdout, no progress. */
+  readonly json: boolean
+}
+
+export interface ParsedInvocation {
+  readonly command: ParsedCommand
+  readonly global: GlobalOptions
+}
+
+/** A command line that does not parse: printed with the usage, exit code 2. */
+export class CliUsageError extends Error {
+  override readonly name = 'CliUsageError'
+}
+
+export const USAGE = `Usage: shardines <command> [options]
+
+Commands:
+  migrate [--apex | --tenant ID | --all] [--concurrency N]
+                          apply pending migrations (no flag: apex, then every tenant)
+  status                  each tenant's version, pending migrations and schema drift
+  tenants list            every tenant id
+  tenants create ID       create a tenant (migrated to the latest version)
+  tenants destroy ID      delete a tenant's database (asks to confirm; --yes skips)
+  backup ID DEST          online backup of a tenant (or "apex") to the file DEST
+  codegen [--out DIR] [--verify]
+                          generate (or check) the ApexDB / TenantDB types (@shardines/codegen)
+
+Options:
+  --config PATH           the config module (default: shardines.config.{ts,mts,js,mjs} in the working directory)
+  --json                  machine-readable output on stdout, no progress bar
+  -h, --help              show this help
+  --version               print the version
+
+Exit codes: 0 done, 1 something failed (named in the output), 2 bad usage or config.`
+
+const OPTIONS = {
+  config: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  apex: { type: 'boolean', default: false },
+  tenant: { type: 'string' },
+  all: { type: 'boolean', default: false },
+  concurrency: { type: 'string' },
+  yes: { type: 'boolean', short: 'y', default: false },
+  out: { type: 'string' },
+  verify: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', default: false },
+} as const
+
+type Flag = keyof typeof OPTIONS
+const GLOBAL_FLAGS: readonly Flag[] = ['config', 'json', 'help', 'version']
+
+/**
+ * Parses `argv` (without node and the script) into a {@link ParsedInvocation}.
+ *
+ * @example
+ * ```ts
+ * parseCommand(['migrate', '--all', '--concurrency', '4'])
+ * // { command: { kind: 'migrate', target: 'all', concurrency: 4 }, global: { config: undefined, json: false } }
+ * ```
+ */
+export function parseCommand(argv: readonly string[]): ParsedInvocation {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (error) {
+    throw new CliUsageError((error as Error).message)
+  }
+  const { values, positionals } = parsed
+  const global: GlobalOptions = { config: values.config, json: values.json }
+  const given = (Object.keys(values) as Flag[]).filter(
+    (flag) => values[flag] !== undefined && values[flag] !== false && !GLOBAL_FLAGS.includes(flag),
+  )
+  const only = (command: string, allowed: readonly Flag[]) => {
+    const stray = given.filter((flag) => !allowed.includes(flag))
+    if (stray.length > 0) {
+      throw new CliUsageError(`${command} does not take ${stray.map((f) => `--${f}`).join(', ')}.`)
+    }
+  }
+  const arity = (command: string, names: readonly string[], rest: readonly string[]) => {
+    if (rest.length !== names.length) {
+      throw new CliUsageError(
+        `${command} takes ${names.length === 0 ? 'no arguments' : names.join(' ')}${rest.length > names.length ? `, not "${rest.slice(names.length).join(' ')}"` : ''}.`,
+      )
+    }
+  }
+  if (values.version) return { command: { kind: 'version' }, global }
+  if (values.help || positionals.length === 0) return { command: { kind: 'help' }, global }
+  const [name, ...rest] = positionals as [string, ...string[]]
+
+  const command = match<[string, readonly string[]], ParsedCommand>([name, rest])
+    .with(['migrate', P._], () => {
+      only('migrate', ['apex', 'tenant', 'all', 'concurrency'])
+      arity('migrate', [], rest)
+      const targets = [values.apex && 'apex', values.tenant !== undefined && 'tenant', values.all && 'all'].filter(
+        Boolean,
+      )
+      if (targets.length > 1) throw new CliUsageError('migrate takes one of --apex, --tenant ID, --all.')
+      return {
+        kind: 'migrate',
+        target: values.apex
+          ? 'apex'
+          : values.all
+            ? 'all'
+            : values.tenant !== undefined
+              ? { tenant: values.tenant }
+              : 'default',
+        concurrency: parseConcurrency(values.concurrency),
+      }
+    })
+    .with(['status', P._], () => {
+      only('status', [])
+      arity('status', [], rest)
+      return { kind: 'status' }
+    })
+    .with(['tenants', ['list']], () => {
+      only('tenants list', [])
+      return { kind: 'tenants-list' }
+    })
+    .with(['tenants', ['create', P.string]], ([, [, id]]) => {
+      only('tenants create', [])
+      return { kind: 'tenants-create', id }
+    })
+    .with(['tenants', ['destroy', P.string]], ([, [, id]]) => {
+      only('tenants destroy', ['yes'])
+      return { kind: 'tenants-destroy', id, yes: values.yes }
+    })
+    .with(['tenants', P._], () => {
+      throw new CliUsageError('tenants takes: list | create ID | destroy ID [--yes].')
+    })
+    .with(['backup', P._], () => {
+      only('backup', [])
+      arity('backup', ['ID', 'DEST'], rest)
+      return { kind: 'backup', id: rest[0] as string, dest: rest[1] as string }
+    })
+    .with(['codegen', P._], () => {
+      only('codegen', ['out', 'verify'])
+      arity('codegen', [], rest)
+      return { kind: 'codegen', out: values.out, verify: values.verify }
+    })
+    .with(['help', P._], () => ({ kind: 'help' }))
+    .otherwise(() => {
+      throw new CliUsageError(`Unknown command "${name}".`)
+    })
+  return { command, global }
+}
+
+function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliUsageError(`--concurrency must be a whole number of at least 1, not "${value}".`)
+  return n
+}
