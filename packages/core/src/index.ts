@@ -48,6 +48,34 @@ export type {
 } from './http/middleware.js'
 export type { FetchRequestLike, NodeRequestLike, TenantRequest } from './http/tenant-request.js'
 export { firstOf, fromHeader, fromPathPrefix, fromSubdomain, type TenantResolver } from './http/tenant-resolvers.js'
+export {
+  apex,
+  type DefinedModels,
+  defineModels,
+  type ModelDeclaration,
+  type ModelDeclarations,
+  type ModelKind,
+  type ModelOptions,
+  type RelationKind,
+  type RelationMap,
+  type RelationTarget,
+  tenanted,
+} from './registry/model-declaration.js'
+export type {
+  IncludePath,
+  InsertOf,
+  KeyOf,
+  Model,
+  ModelQuery,
+  ModelSchema,
+  ModelsOf,
+  RowOf,
+  UntypedModels,
+  UpdateOf,
+  WhereOperator,
+  WhereValues,
+  WithIncludes,
+} from './registry/model-types.js'
 export { createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
 export {

@@ -33,7 +33,16 @@ import type { TenantResolver } from './http/tenant-resolvers.js'
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
-import { compilePrepared, createPreparedQuery, type Params, type PreparedQuery } from './prepared/prepared-query.js'
+import {
+  compilePrepared,
+  createPreparedQuery,
+  type Params,
+  type PreparedQuery,
+  type PreparedRunner,
+} from './prepared/prepared-query.js'
+import type { DefinedModels, MODEL_DB_TYPES, ModelDeclarations } from './registry/model-declaration.js'
+import { createModelRegistry, type ModelRegistry, type ModelSide } from './registry/model-registry.js'
+import type { ModelsOf, UntypedModels } from './registry/model-types.js'
 import type { ShardinesContext } from './shardines-context.js'
 import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
 import {
@@ -52,7 +61,7 @@ import { createTenantsApi, type TenantsApi } from './tenant/tenants-api.js'
  * A Shardines instance: one apex database and one SQLite file per tenant.
  * Create it with {@link createShardines}.
  */
-export interface Shardines<ApexDB, TenantDB, Models = unknown> {
+export interface Shardines<ApexDB, TenantDB, Models = UntypedModels> {
   /**
    * Runs `fn` with `t.db` (and `shard.db()`) bound to tenant `id`'s file, and
    * resolves to what `fn` returns. Everything awaited inside `fn` sees this
@@ -141,6 +150,17 @@ export interface Shardines<ApexDB, TenantDB, Models = unknown> {
   currentTenant(): string | undefined
   /** Kysely over the apex database (read-write), usable anywhere. */
   readonly apex: Kysely<ApexDB>
+  /**
+   * The models. Apex models work anywhere and always use the apex database;
+   * a tenanted model resolves to the current scope's (`NoTenantError` outside one).
+   *
+   * @example
+   * ```ts
+   * await shard.models.Account.create({ email: 'a@x.test' })                 // apex, anywhere
+   * await shard.withTenant('acme', () => shard.models.Document.find(1))      // the current tenant's
+   * ```
+   */
+  readonly models: Models
   /** Tenant lifecycle: create, exists, list, destroy, backup, fork. */
   readonly tenants: TenantsApi
   /** Migrations of apex and tenants. */
@@ -164,14 +184,26 @@ export interface Shardines<ApexDB, TenantDB, Models = unknown> {
  * await shard.tenants.create('acme')
  * ```
  */
-export function createShardines<ApexDB, TenantDB, Models = unknown>(
-  options: ShardinesOptions<Models>,
-): Shardines<ApexDB, TenantDB, Models> {
-  validateOptions(options as ShardinesOptions<unknown>)
-  return new ShardinesImpl<ApexDB, TenantDB, Models>(options)
+export function createShardines<M extends DefinedModels<any, any, ModelDeclarations>>(
+  options: ShardinesOptions<M> & { readonly models: M },
+): Shardines<ApexOfModels<M>, TenantOfModels<M>, ModelsOf<ApexOfModels<M>, TenantOfModels<M>, M>>
+export function createShardines<ApexDB, TenantDB, Decls = unknown>(
+  options: ShardinesOptions<Decls>,
+): Shardines<ApexDB, TenantDB, ModelsOf<ApexDB, TenantDB, Decls>>
+export function createShardines(options: ShardinesOptions<unknown>): Shardines<unknown, unknown, unknown> {
+  validateOptions(options)
+  return new ShardinesImpl<unknown, unknown, unknown>(options)
 }
 
+/** The `ApexDB` carried by `defineModels<ApexDB, TenantDB>()(…)`. */
+type ApexOfModels<M> = M extends { readonly [MODEL_DB_TYPES]: { readonly apex: infer A } } ? A : unknown
+/** The `TenantDB` carried by `defineModels<ApexDB, TenantDB>()(…)`. */
+type TenantOfModels<M> = M extends { readonly [MODEL_DB_TYPES]: { readonly tenant: infer T } } ? T : unknown
+
 const TENANT_READABLE: ReadonlySet<string> = new Set([APEX])
+
+/** `t.models` / `shard.models` of an instance created without `models`. */
+const EMPTY_MODELS = Object.freeze({})
 
 /** Prepared apex statements own no transaction: they wait while any apex transaction is open. */
 const APEX_PREPARED_OWNER = Object.freeze({})
@@ -219,6 +251,9 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   #apex: Kysely<ApexDB> | undefined
   #apexBindingValue: HandleBinding | undefined
   #closed = false
+  readonly #registry: ModelRegistry | null
+  #apexModels: object | undefined
+  #models: Models | undefined
 
   constructor(options: ShardinesOptions<Models>) {
     this.#options = options
@@ -229,6 +264,45 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.#locate = (schema) => this.storage.locate(schema)
     this.tenants = createTenantsApi(this)
     this.migrate = createMigrateApi(this, options.migrations)
+    // Checked (and frozen) now: a bad declaration fails at startup, naming the model and relation.
+    this.#registry = createModelRegistry(options.models, this.plugins)
+  }
+
+  get models(): Models {
+    this.#models ??= (
+      this.#registry === null
+        ? EMPTY_MODELS
+        : this.#registry.instanceModels(this.#apexModelsObject(), () => this.#als.getStore()?.models as object)
+    ) as Models
+    return this.#models
+  }
+
+  /** Where apex models run: `shard.apex`, and apex's prepared-statement path. */
+  readonly #apexSide: ModelSide = Object.freeze({
+    db: () => this.apex,
+    runner: Object.freeze({
+      run: <T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T) =>
+        executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
+      first: <T>(query: CompiledQuery) => executeFirstRow<T>(this.#apexBinding(), APEX_PREPARED_OWNER, query),
+    }),
+  })
+
+  /** Apex models: one set per instance, shared by every scope; they always run on apex. */
+  #apexModelsObject(): object {
+    this.#apexModels ??= (this.#registry as ModelRegistry).bind(
+      { tenantId: undefined, tenant: null, apex: this.#apexSide },
+      null,
+    )
+    return this.#apexModels
+  }
+
+  /** The models of a scope or transaction: tenanted ones on `db` (run as the scope), apex ones shared. */
+  scopeModels(tenantId: string, db: () => Kysely<any>, runner: PreparedRunner): Models {
+    if (this.#registry === null) return EMPTY_MODELS as Models
+    return this.#registry.bind(
+      { tenantId, tenant: { db, runner }, apex: this.#apexSide },
+      this.#apexModelsObject(),
+    ) as Models
   }
 
   assertOpen(): void {
@@ -474,6 +548,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   readonly #binding: HandleBinding
   readonly #shard: ShardinesImpl<ApexDB, TenantDB, Models>
   #db: Kysely<TenantScopeDB<TenantDB, ApexDB>> | undefined
+  #models: Models | undefined
   #closed = false
 
   constructor(
@@ -505,13 +580,34 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   }
 
   get models(): Models {
-    throw new InvalidOptionsError('Models are not available yet in this build.')
+    // Made on first touch: a scope that never uses models pays nothing for them.
+    this.#models ??= this.#shard.scopeModels(this.id, () => this.db, this.#runner())
+    return this.#models
+  }
+
+  #runner(): PreparedRunner {
+    return {
+      run: (query, map) => this.execute(query, map),
+      first: (query) => this.executeFirst(query),
+    }
   }
 
   transaction<T>(fn: (trx: TenantTransaction<TenantDB, ApexDB, Models>) => Promise<T>): Promise<T> {
-    return this.db
-      .transaction()
-      .execute((trx) => fn(Object.freeze({ id: this.id, db: trx, models: undefined as Models })))
+    return this.db.transaction().execute((trx) => {
+      const scope = this
+      let models: Models | undefined
+      // Prepared statements run as this scope, which owns the open transaction: they run inside it.
+      return fn(
+        Object.freeze({
+          id: this.id,
+          db: trx,
+          get models(): Models {
+            models ??= scope.#shard.scopeModels(scope.id, () => trx, scope.#runner())
+            return models
+          },
+        }),
+      )
+    })
   }
 
   attach(name: 'apex'): Promise<void> {

@@ -1,0 +1,228 @@
+import { type Kysely, type KyselyPlugin, sql } from 'kysely'
+import { InvalidOptionsError, NoTenantError } from '../errors.js'
+import type { PreparedRunner, PreparedTemplate } from '../prepared/prepared-query.js'
+import { ModelImpl } from './model.js'
+import { isModelDeclaration, type ModelKind, type RelationKind } from './model-declaration.js'
+
+/** One relation, checked and resolved. */
+export interface RelationSpec {
+  readonly name: string
+  readonly kind: RelationKind
+  /** The target model's name. */
+  readonly target: string
+  /** For `belongsTo` a column of the declaring model; otherwise a column of the target. */
+  readonly foreignKey: string
+}
+
+/** One model, checked and frozen. */
+export interface ModelSpec {
+  readonly name: string
+  readonly kind: ModelKind
+  readonly table: string
+  readonly primaryKey: string
+  readonly relations: ReadonlyMap<string, RelationSpec>
+}
+
+/**
+ * Where a model's statements go: a Kysely to build and run them, and the
+ * prepared-query runner of the same handle and owner (a scope, or apex).
+ */
+export interface ModelSide {
+  readonly db: () => Kysely<any>
+  readonly runner: PreparedRunner
+}
+
+/** What models are bound to: the tenant side (null outside a scope) and the apex side. */
+export interface ModelBinding {
+  readonly tenantId: string | undefined
+  readonly tenant: ModelSide | null
+  readonly apex: ModelSide
+}
+
+const RELATION_KINDS: readonly RelationKind[] = ['belongsTo', 'hasMany', 'hasOne']
+
+const STATE: unique symbol = Symbol('shardines.models')
+
+interface BoundState {
+  readonly binding: ModelBinding
+  readonly cache: Record<string, ModelImpl>
+}
+
+/**
+ * The checked, frozen model declarations of one instance, plus its caches
+ * (prepared templates, apex column lists). Internal: users see only the
+ * models objects it binds.
+ */
+export class ModelRegistry {
+  readonly specs: ReadonlyMap<string, ModelSpec>
+  readonly plugins: readonly KyselyPlugin[]
+  /** Prepared templates per model (find, count, findBy shapes): compiled once per instance. */
+  readonly templates = new Map<string, PreparedTemplate>()
+  readonly #columns = new Map<string, Promise<readonly string[]>>()
+  readonly #scopeProto: object
+
+  constructor(specs: ReadonlyMap<string, ModelSpec>, plugins: readonly KyselyPlugin[]) {
+    this.specs = specs
+    this.plugins = plugins
+    // One prototype of lazy getters per instance: binding models to a scope is then
+    // one small object, and a model object is made only when first touched.
+    const registry = this
+    const proto: Record<string, unknown> = Object.create(null)
+    for (const spec of specs.values()) {
+      Object.defineProperty(proto, spec.name, {
+        enumerable: true,
+        get(this: { [STATE]: BoundState }) {
+          const state = this[STATE]
+          state.cache[spec.name] ??= new ModelImpl(spec, registry, state.binding)
+          return state.cache[spec.name]
+        },
+      })
+    }
+    this.#scopeProto = Object.freeze(proto)
+  }
+
+  /** The models object for a binding (a scope, a transaction, or apex-only); objects are made on first use. */
+  bind(binding: ModelBinding, apexModels: object | null): object {
+    const models = Object.create(this.#scopeProto) as { [STATE]: BoundState }
+    const cache: Record<string, ModelImpl> = Object.create(null)
+    if (apexModels !== null) {
+      // Apex models are shared by every scope: they always run on apex.
+      for (const spec of this.specs.values()) {
+        if (spec.kind === 'apex')
+          Object.defineProperty(cache, spec.name, { get: () => Reflect.get(apexModels, spec.name) })
+      }
+    }
+    Object.defineProperty(models, STATE, { value: { binding, cache } })
+    return Object.freeze(models)
+  }
+
+  /**
+   * The instance-level `shard.models`: apex models bound to apex; tenanted
+   * ones resolved in the current scope (`NoTenantError` outside one).
+   */
+  instanceModels(apexModels: object, currentScopeModels: () => object | undefined): object {
+    const out: Record<string, unknown> = {}
+    for (const spec of this.specs.values()) {
+      Object.defineProperty(out, spec.name, {
+        enumerable: true,
+        get: () => {
+          if (spec.kind === 'apex') return Reflect.get(apexModels, spec.name)
+          const scoped = currentScopeModels()
+          if (scoped === undefined) throw new NoTenantError(`the tenanted model shard.models.${spec.name}`)
+          return Reflect.get(scoped, spec.name)
+        },
+      })
+    }
+    return Object.freeze(out)
+  }
+
+  spec(name: string): ModelSpec {
+    return this.specs.get(name) as ModelSpec
+  }
+
+  /** The column names of an apex table, read once per instance (`pragma_table_info`) for joined includes. */
+  apexColumns(table: string, apex: Kysely<any>): Promise<readonly string[]> {
+    let columns = this.#columns.get(table)
+    if (columns === undefined) {
+      columns = sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(apex).then((result) => {
+        if (result.rows.length === 0) {
+          throw new InvalidOptionsError(
+            `The apex table "${table}" does not exist (or has no columns); run shard.migrate.apex() first.`,
+          )
+        }
+        return Object.freeze(result.rows.map((row) => row.name))
+      })
+      this.#columns.set(table, columns)
+      columns.catch(() => this.#columns.delete(table))
+    }
+    return columns
+  }
+
+  /** Forgets an apex table's columns (after a statement using them failed: the schema may have changed). */
+  forgetColumns(table: string): void {
+    this.#columns.delete(table)
+  }
+}
+
+/**
+ * Checks the `models` option and freezes it into specs. Errors name the model
+ * and the relation: unknown target models, apex → tenanted relations, two
+ * models on one table, malformed relation entries.
+ */
+export function createModelRegistry(models: unknown, plugins: readonly KyselyPlugin[]): ModelRegistry | null {
+  if (models === undefined) return null
+  if (typeof models !== 'object' || models === null || Array.isArray(models)) {
+    throw new InvalidOptionsError(
+      "options.models must be an object of declarations, e.g. { Account: apex('accounts'), Document: tenanted('documents') }.",
+    )
+  }
+  const entries = Object.entries(models)
+  for (const [name, decl] of entries) {
+    if (!isModelDeclaration(decl)) {
+      throw new InvalidOptionsError(
+        `models.${name} is not a model declaration: declare it with apex('table') or tenanted('table') from @shardines/core.`,
+      )
+    }
+    if (name.includes('.')) {
+      throw new InvalidOptionsError(`Model name "${name}" may not contain "."; include paths use it as a separator.`)
+    }
+  }
+  const tables = new Map<string, string>()
+  for (const [name, decl] of entries) {
+    if (!isModelDeclaration(decl)) continue
+    const key = `${decl.kind}:${decl.table}`
+    const other = tables.get(key)
+    if (other !== undefined) {
+      throw new InvalidOptionsError(
+        `Models ${other} and ${name} both use the ${decl.kind} table "${decl.table}"; declare each table once and give it all its relations.`,
+      )
+    }
+    tables.set(key, name)
+  }
+  const specs = new Map<string, ModelSpec>()
+  for (const [name, decl] of entries) {
+    if (!isModelDeclaration(decl)) continue
+    const relations = new Map<string, RelationSpec>()
+    for (const kind of RELATION_KINDS) {
+      const map = decl[kind] as unknown
+      if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+        throw new InvalidOptionsError(
+          `Model ${name}: ${kind} must be an object like { name: ['Model', 'foreign_key'] }, not ${JSON.stringify(map)}.`,
+        )
+      }
+      for (const [relation, target] of Object.entries(map)) {
+        const where = `Model ${name}, ${kind} relation "${relation}"`
+        if (relation.includes('.')) {
+          throw new InvalidOptionsError(`${where}: a relation name may not contain "." (include paths use it).`)
+        }
+        if (relations.has(relation)) {
+          throw new InvalidOptionsError(`${where}: the name is already used by its ${relations.get(relation)?.kind}.`)
+        }
+        if (
+          !Array.isArray(target) ||
+          target.length !== 2 ||
+          typeof target[0] !== 'string' ||
+          typeof target[1] !== 'string' ||
+          target[1] === ''
+        ) {
+          throw new InvalidOptionsError(`${where}: expected ['Model', 'foreign_key'], got ${JSON.stringify(target)}.`)
+        }
+        const [targetName, foreignKey] = target as [string, string]
+        const targetDecl = (models as Record<string, unknown>)[targetName]
+        if (!Object.hasOwn(models, targetName) || !isModelDeclaration(targetDecl)) {
+          throw new InvalidOptionsError(
+            `${where} points at unknown model "${targetName}"; the models are ${entries.map(([n]) => n).join(', ')}.`,
+          )
+        }
+        if (decl.kind === 'apex' && targetDecl.kind === 'tenanted') {
+          throw new InvalidOptionsError(
+            `${where} points at the tenanted model ${targetName}: an apex row is shared by every tenant, so its ${targetName} rows would live in one file per tenant and no single query (or single database) can load them. Declare the relation on the tenanted side instead (e.g. ${targetName} belongsTo ${name}).`,
+          )
+        }
+        relations.set(relation, Object.freeze({ name: relation, kind, target: targetName, foreignKey }))
+      }
+    }
+    specs.set(name, Object.freeze({ name, kind: decl.kind, table: decl.table, primaryKey: decl.primaryKey, relations }))
+  }
+  return new ModelRegistry(specs, plugins)
+}

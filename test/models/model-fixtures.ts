@@ -1,0 +1,114 @@
+import { sqliteStorage } from '@shardines/adapter-sqlite'
+import {
+  apex,
+  createShardines,
+  defineModels,
+  type ShardinesLogEvent,
+  type ShardinesOptions,
+  tenanted,
+} from '@shardines/core'
+import type { Generated, Migration } from 'kysely'
+import { tempDir } from '../helpers/temp-dir.js'
+
+export interface ApexDB {
+  accounts: { id: Generated<number>; email: string; plan: Generated<string> }
+  plans: { id: string; name: string }
+}
+
+export interface TenantDB {
+  documents: { id: Generated<number>; title: string; owner_id: number | null; status: Generated<string> }
+  comments: { id: Generated<number>; document_id: number; body: string; author_id: number | null }
+  document_settings: { id: Generated<number>; document_id: number; color: string }
+}
+
+export const apexMigrations: Record<string, Migration> = {
+  '001_accounts': {
+    async up(db) {
+      await db.schema
+        .createTable('plans')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('accounts')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('plan', 'text', (c) => c.notNull().defaultTo('free'))
+        .execute()
+    },
+  },
+}
+
+export const tenantMigrations: Record<string, Migration> = {
+  '001_documents': {
+    async up(db) {
+      await db.schema
+        .createTable('documents')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('title', 'text', (c) => c.notNull())
+        .addColumn('owner_id', 'integer')
+        .addColumn('status', 'text', (c) => c.notNull().defaultTo('open'))
+        .execute()
+      await db.schema
+        .createTable('comments')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('document_id', 'integer', (c) => c.notNull().references('documents.id'))
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('author_id', 'integer')
+        .execute()
+      await db.schema
+        .createTable('document_settings')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('document_id', 'integer', (c) => c.notNull().unique().references('documents.id'))
+        .addColumn('color', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
+}
+
+/** The model declarations of the model tests, typed from the two DB interfaces. */
+export const models = defineModels<ApexDB, TenantDB>()({
+  Account: apex('accounts', { belongsTo: { tier: ['Plan', 'plan'] } }),
+  Plan: apex('plans', { hasMany: { accounts: ['Account', 'plan'] } }),
+  Document: tenanted('documents', {
+    belongsTo: { owner: ['Account', 'owner_id'] },
+    hasMany: { comments: ['Comment', 'document_id'] },
+    hasOne: { settings: ['Setting', 'document_id'] },
+  }),
+  Comment: tenanted('comments', {
+    belongsTo: { document: ['Document', 'document_id'], author: ['Account', 'author_id'] },
+  }),
+  Setting: tenanted('document_settings', { belongsTo: { document: ['Document', 'document_id'] } }),
+})
+
+/** Every statement the instance ran, with the database it ran on. */
+export interface StatementLog {
+  readonly events: ShardinesLogEvent[]
+  /** The SQL of statements since the last `reset()`, optionally only those on one database. */
+  statements(on?: string): string[]
+  reset(): void
+}
+
+/** A typed instance on a fresh temp folder, apex migrated, with a statement log. */
+export async function makeModelShard(options: Partial<ShardinesOptions<typeof models>> = {}) {
+  const dir = tempDir()
+  const events: ShardinesLogEvent[] = []
+  const shard = createShardines({
+    storage: sqliteStorage({ dir }),
+    migrations: { apex: apexMigrations, tenant: tenantMigrations },
+    log: (event) => {
+      if (event.level === 'query') events.push(event)
+    },
+    ...options,
+    models,
+  })
+  await shard.migrate.apex()
+  const log: StatementLog = {
+    events,
+    statements: (on) => events.filter((e) => on === undefined || e.tenantId === on).map((e) => e.query.sql),
+    reset: () => {
+      events.length = 0
+    },
+  }
+  return { shard, dir, log }
+}
