@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { fromHeader } from '@shardines/core'
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { makeShard } from '../helpers/fixtures.js'
 
 // shard.honoMiddleware is typed structurally (core does not depend on Hono); here it runs inside a real Hono app.
@@ -21,7 +21,7 @@ test('honoMiddleware: scoped handlers, JSON refusals, and handler errors reach a
   app.use('/docs/*', shard.honoMiddleware(fromHeader()))
   app.use(
     '/p/:tenant/*',
-    shard.honoMiddleware((_req, c) => c.req.param('tenant')),
+    shard.honoMiddleware((_req, c: Context) => c.req.param('tenant')),
   )
   app.get('/docs/list', async (c) => {
     const rows = await shard.db().selectFrom('documents').select('title').execute()

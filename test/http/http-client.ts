@@ -14,6 +14,8 @@ export interface RequestOptions {
   /** A JSON value (sent as application/json) or a raw string/Buffer. */
   body?: unknown
   agent?: http.Agent
+  /** Send the body with chunked transfer encoding (no content-length), in 16 KiB chunks. */
+  chunked?: boolean
 }
 
 /**
@@ -36,7 +38,7 @@ export function request(
       payload = Buffer.from(JSON.stringify(options.body))
       headers['content-type'] ??= 'application/json'
     }
-    headers['content-length'] = String(payload.length)
+    if (!options.chunked) headers['content-length'] = String(payload.length)
   }
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -55,7 +57,12 @@ export function request(
       },
     )
     req.on('error', reject)
-    req.end(payload)
+    if (options.chunked && payload) {
+      for (let i = 0; i < payload.length; i += 16 * 1024) req.write(payload.subarray(i, i + 16 * 1024))
+      req.end()
+    } else {
+      req.end(payload)
+    }
   })
 }
 
