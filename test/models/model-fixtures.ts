@@ -112,3 +112,27 @@ export async function makeModelShard(options: Partial<ShardinesOptions<typeof mo
   }
   return { shard, dir, log }
 }
+
+/** Plans, two accounts and a tenant `acme` with two documents (one owned by a missing account), comments and a setting. */
+export async function seed(shard: Awaited<ReturnType<typeof makeModelShard>>['shard'], tenant = 'acme') {
+  await shard.models.Plan.createMany([
+    { id: 'free', name: 'Free' },
+    { id: 'pro', name: 'Pro' },
+  ])
+  const ada = await shard.models.Account.create({ email: 'ada@x.test', plan: 'pro' })
+  const bob = await shard.models.Account.create({ email: 'bob@x.test' })
+  await shard.tenants.create(tenant)
+  const ids = await shard.withTenant(tenant, async (t) => {
+    const plan = await t.models.Document.create({ title: 'plan', owner_id: ada.id })
+    const orphan = await t.models.Document.create({ title: 'orphan', owner_id: 999, status: 'done' })
+    const loose = await t.models.Document.create({ title: 'loose', owner_id: null })
+    await t.models.Comment.createMany([
+      { document_id: plan.id, body: 'first', author_id: bob.id },
+      { document_id: plan.id, body: 'second', author_id: null },
+      { document_id: orphan.id, body: 'third', author_id: ada.id },
+    ])
+    await t.models.Setting.create({ document_id: plan.id, color: 'red' })
+    return { plan: plan.id, orphan: orphan.id, loose: loose.id }
+  })
+  return { ada, bob, ...ids }
+}

@@ -179,8 +179,10 @@ type Declarations<D> = { [K in keyof D as K extends typeof MODEL_DB_TYPES ? neve
 export type UntypedModels = { readonly [name: string]: any }
 
 /** The models object (`t.models`, `shard.models`) for declarations `Decls` over `ApexDB` / `TenantDB`. */
-export type ModelsOf<ApexDB, TenantDB, Decls> = string extends keyof Declarations<Decls>
+export type ModelsOf<ApexDB, TenantDB, Decls> = unknown extends Decls
   ? UntypedModels
-  : {
-      readonly [N in keyof Declarations<Decls>]: Model<ModelSchema<ApexDB, TenantDB, Declarations<Decls>>, N>
-    }
+  : string extends keyof Declarations<Decls>
+    ? UntypedModels
+    : {
+        readonly [N in keyof Declarations<Decls>]: Model<ModelSchema<ApexDB, TenantDB, Declarations<Decls>>, N>
+      }
