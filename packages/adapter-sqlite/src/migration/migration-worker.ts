@@ -66,16 +66,32 @@ async function migrate(set: MigrationSet, id: string, file: string): Promise<Ser
 
 try {
   const set = await loadSet()
-  // Tasks arrive one at a time (the main thread sends the next after each result).
+  // Tasks arrive a few ahead (the main thread keeps each worker's queue topped up)
+  // and run one at a time, in order.
+  const tasks: Array<{ id: string; file: string }> = []
+  let running = false
+  let stopping = false
+  const pump = async (): Promise<void> => {
+    if (running) return
+    running = true
+    for (let task = tasks.shift(); task !== undefined; task = tasks.shift()) {
+      try {
+        post({ type: 'done', outcome: await migrate(set, task.id, task.file) })
+      } catch (error) {
+        post({ type: 'fatal', error: serializeError(error) })
+      }
+    }
+    running = false
+    if (stopping) port.close()
+  }
   port.on('message', (message: ToWorker) => {
     if (message.type === 'stop') {
-      port.close()
+      stopping = true
+      if (!running) port.close()
       return
     }
-    migrate(set, message.id, message.file).then(
-      (outcome) => post({ type: 'done', outcome }),
-      (error: unknown) => post({ type: 'fatal', error: serializeError(error) }),
-    )
+    tasks.push(message)
+    void pump()
   })
   post({ type: 'ready' })
 } catch (error) {

@@ -11,11 +11,17 @@ export interface WorkerRunnerConfig {
 }
 
 const WORKER_URL = new URL('./migration-worker.js', import.meta.url)
+/**
+ * Tenants handed to a worker ahead of its results: two, so a worker never
+ * waits for a message round trip between tenants, and a crash or an abort
+ * concerns at most two tenants per worker.
+ */
+const PREFETCH = 2
 
 /**
  * Migrates `job.ids` on `job.workers` worker threads. Work is pulled: a worker
- * gets its next tenant when it reports the last, so slow tenants never hold up
- * a queue, and an abort stops handing out tenants at once. A worker that dies
+ * holds at most {@link PREFETCH} tenants and gets the next when it reports one,
+ * so slow tenants never hold up a queue, and an abort stops handing out tenants at once. A worker that dies
  * mid-tenant (a crash in a migration, out of memory) has that tenant reported
  * failed and is replaced; the tenant's own transaction was never committed.
  * Rejects only when the migrations cannot be loaded in a worker.
@@ -45,59 +51,49 @@ export function runWorkerMigrations(job: WorkerMigrationJob, config: WorkerRunne
       const worker = new Worker(WORKER_URL, { workerData: init })
       all.add(worker)
       running++
-      let current: string | undefined
+      // Tenants sent to this worker and not yet reported, oldest first.
+      const inFlight: string[] = []
+      let stopped = false
       const send = (message: ToWorker) => worker.postMessage(message)
-      const next = (): void => {
-        const id = failed || job.signal?.aborted ? undefined : queue.pop()
-        current = id
-        if (id === undefined) send({ type: 'stop' })
-        else send({ type: 'task', id, file: config.fileOf(id) })
+      const topUp = (): void => {
+        while (inFlight.length < PREFETCH && !failed && !job.signal?.aborted) {
+          const id = queue.pop()
+          if (id === undefined) break
+          inFlight.push(id)
+          send({ type: 'task', id, file: config.fileOf(id) })
+        }
+        if (inFlight.length === 0 && !stopped) {
+          stopped = true
+          send({ type: 'stop' })
+        }
+      }
+      const crashed = (message: string, error?: Error): void => {
+        for (const id of inFlight.splice(0)) {
+          job.onOutcome({
+            id,
+            from: null,
+            to: null,
+            status: 'failed',
+            error: { migration: undefined, cause: { name: error?.name ?? 'Error', message, stack: error?.stack } },
+          })
+        }
       }
       worker.on('message', (message: ToMain) => {
-        if (message.type === 'ready') return next()
+        if (message.type === 'ready') return topUp()
         if (message.type === 'done') {
-          current = undefined
+          const at = inFlight.indexOf(message.outcome.id)
+          if (at >= 0) inFlight.splice(at, 1)
           job.onOutcome(message.outcome)
-          return next()
+          return topUp()
         }
         failed ??= rebuild(message.error)
         for (const w of all) void w.terminate()
       })
-      worker.on('error', (error) => {
-        if (current !== undefined) {
-          job.onOutcome({
-            id: current,
-            from: null,
-            to: null,
-            status: 'failed',
-            error: {
-              migration: undefined,
-              cause: {
-                name: error.name,
-                message: `the migration worker crashed: ${error.message}`,
-                stack: error.stack,
-              },
-            },
-          })
-          current = undefined
-        }
-      })
+      worker.on('error', (error) => crashed(`the migration worker crashed: ${error.message}`, error))
       worker.on('exit', (code) => {
         all.delete(worker)
         running--
-        if (current !== undefined) {
-          job.onOutcome({
-            id: current,
-            from: null,
-            to: null,
-            status: 'failed',
-            error: {
-              migration: undefined,
-              cause: { name: 'Error', message: `the migration worker exited with code ${code}` },
-            },
-          })
-          current = undefined
-        }
+        crashed(`the migration worker exited with code ${code}`)
         if (!failed && !job.signal?.aborted && queue.length > 0 && running < job.workers && replacements-- > 0) start()
         finish()
       })
