@@ -1,6 +1,7 @@
-import type { Kysely, SelectQueryBuilder } from 'kysely'
+import type { Kysely, KyselyPlugin, QueryResult, SelectQueryBuilder } from 'kysely'
 import { InvalidOptionsError, NoTenantError } from '../errors.js'
-import type { ModelBinding, ModelRegistry, ModelSpec } from './model-registry.js'
+import { compilePrepared, type Params, type PreparedRunner, type PreparedTemplate } from '../prepared/prepared-query.js'
+import type { ApexColumns, ModelBinding, ModelRegistry, ModelSpec } from './model-registry.js'
 
 /**
  * How one model's table is read here: through which Kysely, and under which
@@ -10,9 +11,22 @@ import type { ModelBinding, ModelRegistry, ModelSpec } from './model-registry.js
  */
 export interface Access {
   readonly db: Kysely<any>
+  /** Runs compiled statements on the same handle, as the same owner, as `db` would. */
+  readonly runner: PreparedRunner
   /** True when `db` is the tenant's Kysely (so apex tables can be joined as `apex.<table>`). */
   readonly viaTenant: boolean
   readonly schema: 'apex' | undefined
+}
+
+/**
+ * The variable part of a read: conditions, order, window. `key` names the SQL
+ * it compiles to (values excluded), so the statement is compiled once per key
+ * and later calls only bind `args` (the prepared-query path).
+ */
+export interface Shape {
+  readonly key: string
+  readonly args: Readonly<Record<string, unknown>>
+  apply(query: AnyQuery, p: Params<any>): AnyQuery
 }
 
 /** Relation name → nested includes. */
@@ -34,15 +48,39 @@ const BATCH = 5000
 
 /** Where a model's own statements go: tenanted → the scope's tenant, apex → apex (even inside a scope). */
 export function ownAccess(spec: ModelSpec, binding: ModelBinding): Access {
-  if (spec.kind === 'apex') return { db: binding.apex.db(), viaTenant: false, schema: undefined }
+  if (spec.kind === 'apex') {
+    return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined }
+  }
   if (binding.tenant === null) throw new NoTenantError(`the tenanted model ${spec.name}`)
-  return { db: binding.tenant.db(), viaTenant: true, schema: undefined }
+  return { db: binding.tenant.db(), runner: binding.tenant.runner, viaTenant: true, schema: undefined }
 }
 
 function targetAccess(from: Access, target: ModelSpec, binding: ModelBinding): Access {
   if (target.kind === 'tenanted') return ownAccess(target, binding)
-  if (from.viaTenant) return { db: from.db, viaTenant: true, schema: 'apex' }
-  return { db: binding.apex.db(), viaTenant: false, schema: undefined }
+  if (from.viaTenant) return { db: from.db, runner: from.runner, viaTenant: true, schema: 'apex' }
+  return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined }
+}
+
+const identity = <T>(value: T): T => value
+
+/** Runs a template with `args` on the access's handle and returns its rows (result plugins applied). */
+export function runTemplate(
+  access: Access,
+  template: PreparedTemplate,
+  args: Readonly<Record<string, unknown>>,
+): Promise<Row[]> {
+  let query: ReturnType<PreparedTemplate['bind']>
+  try {
+    query = template.bind(args)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  if (template.transformsResults) {
+    return access.runner
+      .run(query, identity<QueryResult<unknown>>)
+      .then((result) => template.transformedRows<Row>(result))
+  }
+  return access.runner.run(query, (result) => template.rows<Row>(result))
 }
 
 /** Parses `include('comments', 'comments.author')` into a tree, naming the model and its relations on a typo. */
@@ -82,99 +120,115 @@ export function parseIncludes(
 interface Join {
   readonly name: string
   readonly target: ModelSpec
-  readonly columns: readonly string[]
-  readonly aliases: readonly string[]
-  readonly keyAlias: string
+  readonly foreignKey: string
+  readonly columns: ApexColumns
   readonly tree: IncludeTree
+}
+
+/** The tree of include paths as a canonical string (part of a statement's cache key). */
+export function treeKey(tree: IncludeTree | undefined): string {
+  if (tree === undefined || tree.size === 0) return ''
+  let key = ''
+  for (const [name, sub] of tree) key += sub.size === 0 ? `${name},` : `${name}(${treeKey(sub)}),`
+  return key
 }
 
 /**
  * Reads rows of `spec` with `shape` applied (conditions, order, limit) and the
  * includes of `tree` attached. A tenanted → apex `belongsTo` is a left join in
  * the same statement; every other relation is one batched `in (…)` statement.
+ * Each statement is compiled once per shape and then only bound and run.
  */
 export async function loadRows(
   ctx: LoadContext,
   spec: ModelSpec,
   access: Access,
-  shape: (query: AnyQuery) => AnyQuery,
+  shape: Shape,
   tree: IncludeTree | undefined,
 ): Promise<Row[]> {
-  const table = access.schema === undefined ? spec.table : `${access.schema}.${spec.table}`
-  let query: AnyQuery = access.db.selectFrom(`${table} as ${MAIN}`).selectAll(MAIN)
-  const joins: Join[] = []
+  const { registry } = ctx
+  let joins: Join[] | undefined
+  let key = `${access.viaTenant ? 'tenant' : 'apex'}:${access.schema ?? 'main'}.${spec.table}|${shape.key}`
   if (tree !== undefined && access.viaTenant) {
     for (const [name, sub] of tree) {
       const relation = spec.relations.get(name)!
-      const target = ctx.registry.spec(relation.target)
+      const target = registry.spec(relation.target)
       if (relation.kind !== 'belongsTo' || target.kind !== 'apex') continue
-      const columns = await ctx.registry.apexColumns(target.table, ctx.binding.apex.db())
-      const alias = `__j${joins.length}`
-      const prefix = `__r${joins.length}_`
-      const aliases = columns.map((column) => `${prefix}${column}`)
-      query = query
-        .leftJoin(`apex.${target.table} as ${alias}`, `${alias}.${target.primaryKey}`, `${MAIN}.${relation.foreignKey}`)
-        .select(columns.map((column, i) => `${alias}.${column} as ${aliases[i]}`))
-      joins.push({ name, target, columns, aliases, keyAlias: `${prefix}${target.primaryKey}`, tree: sub })
+      const columns =
+        registry.knownApexColumns(target.table) ?? (await registry.apexColumns(target.table, ctx.binding.apex.db()))
+      joins ??= []
+      joins.push({ name, target, foreignKey: relation.foreignKey, columns, tree: sub })
+      key += `|join ${name}@${columns.version}`
     }
   }
-  query = shape(query)
+  const template = registry.template(key, () => compileRead(access, spec, joins, shape, registry.plugins))
   let rows: Row[]
   try {
-    rows = (await query.execute()) as Row[]
+    rows = await runTemplate(access, template, shape.args)
   } catch (error) {
     // A column list read before apex was migrated again may be stale: read it afresh next time.
-    for (const join of joins) ctx.registry.forgetColumns(join.target.table)
+    if (joins !== undefined) for (const join of joins) registry.forgetColumns(join.target.table)
     throw error
   }
-  if (joins.length > 0) rows = nest(rows, joins)
+  if (joins !== undefined && rows.length > 0) rows = registry.nester(template, rows[0] as Row, joins)(rows)
   if (tree !== undefined) {
     await attachRelations(ctx, spec, access, rows, tree, joins)
-    for (const join of joins) {
-      if (join.tree.size === 0) continue
-      const children = distinct(rows.map((row) => row[join.name] as Row | null))
-      if (children.length > 0) {
-        await attachRelations(ctx, join.target, targetAccess(access, join.target, ctx.binding), children, join.tree, [])
+    if (joins !== undefined) {
+      for (const join of joins) {
+        if (join.tree.size === 0) continue
+        const children = present(rows.map((row) => row[join.name] as Row | null))
+        if (children.length > 0) {
+          await attachRelations(
+            ctx,
+            join.target,
+            targetAccess(access, join.target, ctx.binding),
+            children,
+            join.tree,
+            undefined,
+          )
+        }
       }
     }
   }
   return rows
 }
 
-function distinct(rows: readonly (Row | null)[]): Row[] {
-  const out: Row[] = []
-  for (const row of rows) if (row !== null) out.push(row)
-  return out
+/** Column aliases of joined relation `j`: `__r0_email`. */
+export function joinedAlias(j: number, column: string): string {
+  return `__r${j}_${column}`
 }
 
-/** Turns joined rows (`__r0_email`…) into rows with the related row (or `null`) under the relation's name. */
-function nest(rows: Row[], joins: readonly Join[]): Row[] {
-  const first = rows[0]
-  if (first === undefined) return rows
-  const joined = new Set<string>()
-  for (const join of joins) for (const alias of join.aliases) joined.add(alias)
-  const own = Object.keys(first).filter((key) => !joined.has(key))
-  const out = new Array<Row>(rows.length)
-  for (let r = 0; r < rows.length; r++) {
-    const raw = rows[r] as Row
-    const row: Row = {}
-    for (let k = 0; k < own.length; k++) {
-      const key = own[k] as string
-      row[key] = raw[key]
-    }
-    for (let j = 0; j < joins.length; j++) {
-      const join = joins[j] as Join
-      if (raw[join.keyAlias] === null) {
-        row[join.name] = null
-        continue
-      }
-      const related: Row = {}
-      const { columns, aliases } = join
-      for (let c = 0; c < columns.length; c++) related[columns[c] as string] = raw[aliases[c] as string]
-      row[join.name] = related
-    }
-    out[r] = row
-  }
+function compileRead(
+  access: Access,
+  spec: ModelSpec,
+  joins: readonly Join[] | undefined,
+  shape: Shape,
+  plugins: readonly KyselyPlugin[],
+): PreparedTemplate {
+  return compilePrepared(
+    access.db,
+    (db: Kysely<any>, p) => {
+      const table = access.schema === undefined ? spec.table : `${access.schema}.${spec.table}`
+      let query: AnyQuery = db.selectFrom(`${table} as ${MAIN}`).selectAll(MAIN)
+      joins?.forEach((join, j) => {
+        const alias = `__j${j}`
+        query = query
+          .leftJoin(
+            `apex.${join.target.table} as ${alias}`,
+            `${alias}.${join.target.primaryKey}`,
+            `${MAIN}.${join.foreignKey}`,
+          )
+          .select(join.columns.names.map((column) => `${alias}.${column} as ${joinedAlias(j, column)}`))
+      })
+      return shape.apply(query, p)
+    },
+    plugins,
+  )
+}
+
+function present(rows: readonly (Row | null)[]): Row[] {
+  const out: Row[] = []
+  for (const row of rows) if (row !== null) out.push(row)
   return out
 }
 
@@ -184,10 +238,10 @@ async function attachRelations(
   access: Access,
   rows: Row[],
   tree: IncludeTree,
-  joined: readonly Join[],
+  joined: readonly Join[] | undefined,
 ): Promise<void> {
   for (const [name, sub] of tree) {
-    if (joined.some((join) => join.name === name)) continue
+    if (joined?.some((join) => join.name === name)) continue
     const relation = spec.relations.get(name)!
     const target = ctx.registry.spec(relation.target)
     const to = targetAccess(access, target, ctx.binding)
@@ -236,14 +290,25 @@ async function loadBatched(
   const out: Row[] = []
   for (let i = 0; i < keys.length; i += BATCH) {
     const chunk = keys.slice(i, i + BATCH)
-    const rows = await loadRows(
-      ctx,
-      spec,
-      access,
-      (query) => query.where(`${MAIN}.${column}`, 'in', chunk).orderBy(`${MAIN}.${spec.primaryKey}`),
-      tree.size === 0 ? undefined : tree,
-    )
+    const rows = await loadRows(ctx, spec, access, batchShape(spec, column, chunk), tree.size === 0 ? undefined : tree)
     for (const row of rows) out.push(row)
   }
   return out
+}
+
+function batchShape(spec: ModelSpec, column: string, keys: readonly unknown[]): Shape {
+  const args: Record<string, unknown> = {}
+  for (let k = 0; k < keys.length; k++) args[`k${k}`] = keys[k]
+  return {
+    key: `${column} in #${keys.length} order ${spec.primaryKey}`,
+    args,
+    apply: (query, p) =>
+      query
+        .where(
+          `${MAIN}.${column}`,
+          'in',
+          keys.map((_, k) => p(`k${k}`)),
+        )
+        .orderBy(`${MAIN}.${spec.primaryKey}`),
+  }
 }

@@ -1,6 +1,17 @@
 import { type SelectQueryBuilder, sql } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
-import { type IncludeTree, type LoadContext, loadRows, MAIN, ownAccess, parseIncludes } from './include-loader.js'
+import { compilePrepared, type Params } from '../prepared/prepared-query.js'
+import {
+  type IncludeTree,
+  type LoadContext,
+  loadRows,
+  MAIN,
+  ownAccess,
+  parseIncludes,
+  runTemplate,
+  type Shape,
+  treeKey,
+} from './include-loader.js'
 import type { ModelSpec } from './model-registry.js'
 import type { WhereOperator } from './model-types.js'
 
@@ -18,7 +29,9 @@ interface QueryState {
   readonly order: readonly (readonly [string, 'asc' | 'desc'])[]
   readonly limit: number | undefined
   readonly offset: number | undefined
-  readonly includes: readonly string[]
+  /** Include paths parsed into a tree, and its canonical key. */
+  readonly tree: IncludeTree | undefined
+  readonly treeKey: string
 }
 
 const EMPTY: QueryState = Object.freeze({
@@ -26,7 +39,8 @@ const EMPTY: QueryState = Object.freeze({
   order: Object.freeze([]),
   limit: undefined,
   offset: undefined,
-  includes: Object.freeze([]),
+  tree: undefined,
+  treeKey: '',
 })
 
 const OPERATORS: ReadonlySet<string> = new Set<WhereOperator>([
@@ -83,11 +97,68 @@ export function conditionsOf(model: string, args: readonly unknown[]): Condition
   return [{ column, op: op as WhereOperator, value }]
 }
 
-/** Applies conditions to a query on the model's table (aliased {@link MAIN}). */
-export function applyConditions(query: AnyQuery, conditions: readonly Condition[]): AnyQuery {
-  let q = query
-  for (const { column, op, value } of conditions) q = q.where(`${MAIN}.${column}`, op, value)
-  return q
+/**
+ * The cache key and arguments of conditions, order and window, and how to
+ * apply them with parameter slots (`p('v0')`…): values are bound at run time,
+ * so one compiled statement serves every call of the same shape.
+ */
+export function shapeOf(
+  conditions: readonly Condition[],
+  order: readonly (readonly [string, 'asc' | 'desc'])[],
+  limit: number | undefined,
+  offset: number | undefined,
+  prefix: string,
+): Shape {
+  let key = prefix
+  const args: Record<string, unknown> = {}
+  let n = 0
+  const slots: (string | string[] | null)[] = []
+  for (const { column, op, value } of conditions) {
+    if (Array.isArray(value)) {
+      const names = value.map((item) => {
+        const name = `v${n++}`
+        args[name] = item
+        return name
+      })
+      slots.push(names)
+      key += `w ${column} ${op} #${names.length};`
+    } else if (value === null && (op === 'is' || op === 'is not')) {
+      slots.push(null)
+      key += `w ${column} ${op} null;`
+    } else {
+      const name = `v${n++}`
+      args[name] = value
+      slots.push(name)
+      key += `w ${column} ${op} ?;`
+    }
+  }
+  for (const [column, direction] of order) key += `o ${column} ${direction};`
+  // SQLite has no OFFSET without LIMIT: -1 means no limit.
+  if (limit !== undefined) {
+    args.limit = limit
+    key += 'l;'
+  } else if (offset !== undefined) key += 'l-1;'
+  if (offset !== undefined) {
+    args.offset = offset
+    key += 'o;'
+  }
+  return {
+    key,
+    args,
+    apply(query: AnyQuery, p: Params<any>): AnyQuery {
+      let q = query
+      conditions.forEach(({ column, op }, i) => {
+        const slot = slots[i]
+        const value = slot === null ? null : Array.isArray(slot) ? slot.map((name) => p(name)) : p(slot as string)
+        q = q.where(`${MAIN}.${column}`, op, value)
+      })
+      for (const [column, direction] of order) q = q.orderBy(`${MAIN}.${column}`, direction)
+      if (limit !== undefined) q = q.limit(p('limit'))
+      else if (offset !== undefined) q = q.limit(-1)
+      if (offset !== undefined) q = q.offset(p('offset'))
+      return q
+    },
+  }
 }
 
 function checkCount(model: string, what: 'limit' | 'offset', n: unknown): number {
@@ -141,9 +212,11 @@ export class ModelQueryImpl {
   }
 
   include(...names: string[]): ModelQueryImpl {
-    // Checked now, so a typo fails where it is written.
-    parseIncludes(this.#ctx.registry, this.#spec, names, new Map())
-    return this.#with({ includes: [...this.#state.includes, ...names] })
+    // Parsed (and checked) now, so a typo fails where it is written.
+    const tree = new Map<string, Map<string, any>>()
+    if (this.#state.tree !== undefined) mergeTree(tree, this.#state.tree)
+    parseIncludes(this.#ctx.registry, this.#spec, names, tree)
+    return this.#with({ tree, treeKey: treeKey(tree) })
   }
 
   all(): Promise<Record<string, unknown>[]> {
@@ -151,52 +224,49 @@ export class ModelQueryImpl {
   }
 
   async first(): Promise<Record<string, unknown> | undefined> {
-    const rows = await this.#load(1)
+    const rows = await this.#load(this.#state.limit === undefined ? 1 : Math.min(1, this.#state.limit))
     return rows[0]
   }
 
   async count(): Promise<number> {
     const { conditions, limit, offset } = this.#state
-    const { db } = ownAccess(this.#spec, this.#ctx.binding)
-    let inner: AnyQuery = applyConditions(db.selectFrom(`${this.#spec.table} as ${MAIN}`), conditions)
-    if (limit === undefined && offset === undefined) {
-      const row = await inner.select(sql<number>`count(*)`.as('count')).executeTakeFirstOrThrow()
-      return Number(row.count)
-    }
-    inner = this.#window(inner.select(sql`1`.as('one')), limit)
-    const row = await db.selectFrom(inner.as('__c')).select(sql<number>`count(*)`.as('count')).executeTakeFirstOrThrow()
-    return Number(row.count)
-  }
-
-  #window(query: AnyQuery, limit: number | undefined): AnyQuery {
-    let q = query
-    const { offset } = this.#state
-    // SQLite has no OFFSET without LIMIT: -1 means no limit.
-    if (limit !== undefined) q = q.limit(limit)
-    else if (offset !== undefined) q = q.limit(-1)
-    if (offset !== undefined) q = q.offset(offset)
-    return q
+    const access = ownAccess(this.#spec, this.#ctx.binding)
+    const shape = shapeOf(conditions, [], limit, offset, 'count:')
+    const table = this.#spec.table
+    const template = this.#ctx.registry.template(`${this.#spec.kind}:${table}|${shape.key}`, () =>
+      compilePrepared(
+        access.db,
+        (db, p) => {
+          const inner = shape.apply(db.selectFrom(`${table} as ${MAIN}`), p)
+          if (limit === undefined && offset === undefined) return inner.select(sql<number>`count(*)`.as('count'))
+          return db.selectFrom(inner.select(sql`1`.as('one')).as('__c')).select(sql<number>`count(*)`.as('count'))
+        },
+        this.#ctx.registry.plugins,
+      ),
+    )
+    const rows = await runTemplate(access, template, shape.args)
+    return Number(rows[0]?.count ?? 0)
   }
 
   #load(limit: number | undefined): Promise<Record<string, unknown>[]> {
-    const { conditions, order, includes } = this.#state
-    const limitTo = limit !== undefined && this.#state.limit !== undefined ? Math.min(limit, this.#state.limit) : limit
-    let tree: IncludeTree | undefined
-    if (includes.length > 0) {
-      const map = new Map()
-      parseIncludes(this.#ctx.registry, this.#spec, includes, map)
-      tree = map
-    }
+    const { conditions, order, offset, tree, treeKey } = this.#state
     return loadRows(
       this.#ctx,
       this.#spec,
       ownAccess(this.#spec, this.#ctx.binding),
-      (query) => {
-        let q = applyConditions(query, conditions)
-        for (const [column, direction] of order) q = q.orderBy(`${MAIN}.${column}`, direction)
-        return this.#window(q, limitTo)
-      },
+      shapeOf(conditions, order, limit, offset, treeKey === '' ? '' : `i ${treeKey};`),
       tree,
     )
+  }
+}
+
+function mergeTree(into: Map<string, Map<string, any>>, from: IncludeTree): void {
+  for (const [name, sub] of from) {
+    let next = into.get(name)
+    if (next === undefined) {
+      next = new Map()
+      into.set(name, next)
+    }
+    mergeTree(next, sub)
   }
 }

@@ -1,6 +1,7 @@
 import { type Kysely, type KyselyPlugin, sql } from 'kysely'
 import { InvalidOptionsError, NoTenantError } from '../errors.js'
 import type { PreparedRunner, PreparedTemplate } from '../prepared/prepared-query.js'
+import { joinedAlias } from './include-loader.js'
 import { ModelImpl } from './model.js'
 import { isModelDeclaration, type ModelKind, type RelationKind } from './model-declaration.js'
 
@@ -39,6 +40,18 @@ export interface ModelBinding {
   readonly apex: ModelSide
 }
 
+/** An apex table's column names as read at one time; `version` changes when they are read again. */
+export interface ApexColumns {
+  readonly names: readonly string[]
+  readonly version: number
+}
+
+/** Turns joined rows (`__r0_email`…) into rows with the related row (or `null`) under the relation's name. */
+export type Nester = (rows: Record<string, unknown>[]) => Record<string, unknown>[]
+
+/** Cached statements per instance; past this many, further shapes are compiled per call. */
+const MAX_TEMPLATES = 2000
+
 const RELATION_KINDS: readonly RelationKind[] = ['belongsTo', 'hasMany', 'hasOne']
 
 const STATE: unique symbol = Symbol('shardines.models')
@@ -56,9 +69,12 @@ interface BoundState {
 export class ModelRegistry {
   readonly specs: ReadonlyMap<string, ModelSpec>
   readonly plugins: readonly KyselyPlugin[]
-  /** Prepared templates per model (find, count, findBy shapes): compiled once per instance. */
-  readonly templates = new Map<string, PreparedTemplate>()
-  readonly #columns = new Map<string, Promise<readonly string[]>>()
+  /** Prepared templates (find, count, findBy and read shapes): compiled once per instance. */
+  readonly #templates = new Map<string, PreparedTemplate>()
+  readonly #columns = new Map<string, Promise<ApexColumns>>()
+  readonly #knownColumns = new Map<string, ApexColumns>()
+  readonly #nesters = new WeakMap<PreparedTemplate, { readonly signature: string; readonly nest: Nester }>()
+  #columnsVersion = 0
   readonly #scopeProto: object
 
   constructor(specs: ReadonlyMap<string, ModelSpec>, plugins: readonly KyselyPlugin[]) {
@@ -120,8 +136,27 @@ export class ModelRegistry {
     return this.specs.get(name) as ModelSpec
   }
 
+  /**
+   * The statement cached under `key`, compiled by `compile` on first use. The
+   * SQL is the same for every tenant (the compiler only qualifies `main`), so
+   * one template serves every scope of the instance.
+   */
+  template(key: string, compile: () => PreparedTemplate): PreparedTemplate {
+    let template = this.#templates.get(key)
+    if (template === undefined) {
+      template = compile()
+      if (this.#templates.size < MAX_TEMPLATES) this.#templates.set(key, template)
+    }
+    return template
+  }
+
+  /** An apex table's columns if already read (the common, synchronous case). */
+  knownApexColumns(table: string): ApexColumns | undefined {
+    return this.#knownColumns.get(table)
+  }
+
   /** The column names of an apex table, read once per instance (`pragma_table_info`) for joined includes. */
-  apexColumns(table: string, apex: Kysely<any>): Promise<readonly string[]> {
+  apexColumns(table: string, apex: Kysely<any>): Promise<ApexColumns> {
     let columns = this.#columns.get(table)
     if (columns === undefined) {
       columns = sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(apex).then((result) => {
@@ -130,7 +165,12 @@ export class ModelRegistry {
             `The apex table "${table}" does not exist (or has no columns); run shard.migrate.apex() first.`,
           )
         }
-        return Object.freeze(result.rows.map((row) => row.name))
+        const read = Object.freeze({
+          names: Object.freeze(result.rows.map((row) => row.name)),
+          version: ++this.#columnsVersion,
+        })
+        this.#knownColumns.set(table, read)
+        return read
       })
       this.#columns.set(table, columns)
       columns.catch(() => this.#columns.delete(table))
@@ -141,6 +181,40 @@ export class ModelRegistry {
   /** Forgets an apex table's columns (after a statement using them failed: the schema may have changed). */
   forgetColumns(table: string): void {
     this.#columns.delete(table)
+    this.#knownColumns.delete(table)
+  }
+
+  /**
+   * A function that nests joined rows, generated once per statement and row
+   * shape: object literals with fixed keys, as a hand-written mapping would be.
+   */
+  nester(
+    template: PreparedTemplate,
+    first: Record<string, unknown>,
+    joins: readonly { readonly name: string; readonly columns: ApexColumns; readonly target: ModelSpec }[],
+  ): Nester {
+    const keys = Object.keys(first)
+    const signature = keys.join('\u0000')
+    const cached = this.#nesters.get(template)
+    if (cached !== undefined && cached.signature === signature) return cached.nest
+    const joined = new Set<string>()
+    joins.forEach((join, j) => {
+      for (const column of join.columns.names) joined.add(joinedAlias(j, column))
+    })
+    const q = JSON.stringify
+    const fields = keys.filter((key) => !joined.has(key)).map((key) => `${q(key)}: r[${q(key)}]`)
+    joins.forEach((join, j) => {
+      const related = join.columns.names.map((column) => `${q(column)}: r[${q(joinedAlias(j, column))}]`)
+      const key = q(joinedAlias(j, join.target.primaryKey))
+      fields.push(`${q(join.name)}: r[${key}] === null ? null : { ${related.join(', ')} }`)
+    })
+    // Column names are only ever embedded as JSON string literals.
+    const nest = new Function(
+      'rows',
+      `const out = new Array(rows.length)\nfor (let i = 0; i < rows.length; i++) { const r = rows[i]; out[i] = { ${fields.join(', ')} } }\nreturn out`,
+    ) as Nester
+    this.#nesters.set(template, { signature, nest })
+    return nest
   }
 }
 

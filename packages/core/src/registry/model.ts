@@ -10,9 +10,6 @@ type Row = Record<string, unknown>
 /** Rows per insert statement in `createMany` (well under SQLite's bound-parameter limit for wide tables). */
 const CREATE_MANY_CHUNK = 500
 
-/** `findBy` shapes compiled and kept per model; further shapes run through the query builder. */
-const MAX_FIND_BY_SHAPES = 64
-
 const identity = <T>(value: T): T => value
 
 /**
@@ -25,7 +22,6 @@ export class ModelImpl {
   readonly #spec: ModelSpec
   readonly #registry: ModelRegistry
   readonly #binding: ModelBinding
-  #findByShapes = 0
 
   constructor(spec: ModelSpec, registry: ModelRegistry, binding: ModelBinding) {
     this.name = spec.name
@@ -55,13 +51,9 @@ export class ModelImpl {
 
   /** A statement compiled once per instance and model (the SQL is the same for every tenant). */
   #template(key: string, build: (db: Kysely<any>, p: Params<any>) => any): PreparedTemplate {
-    const cacheKey = `${this.#spec.kind}:${this.name}:${key}`
-    let template = this.#registry.templates.get(cacheKey)
-    if (template === undefined) {
-      template = compilePrepared(this.#db(), build, this.#registry.plugins)
-      this.#registry.templates.set(cacheKey, template)
-    }
-    return template
+    return this.#registry.template(`${this.#spec.kind}:${this.name}:${key}`, () =>
+      compilePrepared(this.#db(), build, this.#registry.plugins),
+    )
   }
 
   /**
@@ -129,13 +121,11 @@ export class ModelImpl {
     } catch (error) {
       return Promise.reject(error)
     }
-    if (conditions.some((c) => c.op === 'in') || this.#findByShapes >= MAX_FIND_BY_SHAPES) {
+    if (conditions.some((c) => c.op === 'in')) {
       return this.#query().where(values).first()
     }
     const shape = conditions.map((c) => `${c.column}${c.op === 'is' ? ' is null' : ''}`).join('\u0000')
     const cacheKey = `findBy:${shape}`
-    const known = this.#registry.templates.has(`${this.#spec.kind}:${this.name}:${cacheKey}`)
-    if (!known) this.#findByShapes++
     const { table } = this.#spec
     const template = this.#template(cacheKey, (db, p) => {
       let q = db.selectFrom(table).selectAll()
