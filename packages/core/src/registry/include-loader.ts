@@ -149,7 +149,9 @@ export async function loadRows(
   const { registry } = ctx
   let joins: Join[] | undefined
   let key = `${access.viaTenant ? 'tenant' : 'apex'}:${access.schema ?? 'main'}.${spec.table}|${shape.key}`
-  if (tree !== undefined && access.viaTenant) {
+  // Result plugins (e.g. CamelCasePlugin) rename the joined columns' aliases, so with
+  // them every relation is loaded by a batched statement instead (still through ATTACH).
+  if (tree !== undefined && access.viaTenant && !registry.transformsResults) {
     for (const [name, sub] of tree) {
       const relation = spec.relations.get(name)!
       const target = registry.spec(relation.target)

@@ -77,9 +77,13 @@ export class ModelRegistry {
   #columnsVersion = 0
   readonly #scopeProto: object
 
+  /** Whether a plugin rewrites result rows (then joined includes are not used). */
+  readonly transformsResults: boolean
+
   constructor(specs: ReadonlyMap<string, ModelSpec>, plugins: readonly KyselyPlugin[]) {
     this.specs = specs
     this.plugins = plugins
+    this.transformsResults = plugins.some((plugin) => typeof plugin.transformResult === 'function')
     // One prototype of lazy getters per instance: binding models to a scope is then
     // one small object, and a model object is made only when first touched.
     const registry = this
