@@ -66,8 +66,8 @@ test('one failing tenant never stops the rest; its error is reported with its id
     failed.map((r) => r.id),
     ['t03', 't05'],
   )
-  assert.equal((failed[0]?.error as Error).message, 't03 is broken')
-  assert.match(String((failed[1]?.error as Error).message), /no_such_table/)
+  assert.equal((failed[0]!.error as Error).message, 't03 is broken')
+  assert.match(String((failed[1]!.error as Error).message), /no_such_table/)
   assert.deepEqual(
     results.filter((r) => r.error === undefined).map((r) => r.value),
     ids.filter((id) => id !== 't03' && id !== 't05').map((id) => id.toUpperCase()),

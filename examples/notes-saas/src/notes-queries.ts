@@ -1,7 +1,5 @@
 import type { NotesShard } from './shard.js'
 
-type TenantKysely = ReturnType<NotesShard['db']>
-
 /** A note as the API returns it, with its author from apex. */
 export interface NoteView {
   id: number
@@ -21,68 +19,57 @@ export interface CommentView {
   author: { id: number; name: string; email: string } | null
 }
 
+const authorView = (a: { id: number; name: string; email: string } | null) =>
+  a === null ? null : { id: a.id, name: a.name, email: a.email }
+
 /**
- * Notes with their author: `notes` lives in the tenant's file and `accounts` in
- * apex, so this one query runs with apex ATTACHed (read-only) to the tenant's
- * connection.
- *
- * ```sql
- * select n.id, …, a.name as author_name … from main.notes as n
- * left join apex.accounts as a on a.id = n.author_id
- * ```
+ * The current tenant's notes, newest first, each with its author. `notes` lives
+ * in the tenant's file and `accounts` in apex: `include('author')` runs as one
+ * query with apex ATTACHed read-only to the tenant's connection
+ * (`… from main.notes left join apex.accounts …`). Comment counts come from one
+ * grouped query.
  */
-export function notesWithAuthor(db: TenantKysely) {
-  return db
-    .selectFrom('notes as n')
-    .leftJoin('apex.accounts as a', 'a.id', 'n.author_id')
-    .select((eb) => [
-      'n.id',
-      'n.title',
-      'n.body',
-      'n.created_at',
-      'n.updated_at',
-      'n.author_id',
-      'a.name as author_name',
-      'a.email as author_email',
-      eb
-        .selectFrom('comments as c')
-        .select(eb.fn.countAll<number>().as('n'))
-        .whereRef('c.note_id', '=', 'n.id')
-        .as('comment_count'),
-    ])
-}
-
-type NoteRow = Awaited<ReturnType<ReturnType<typeof notesWithAuthor>['executeTakeFirstOrThrow']>>
-
-export function toNoteView(row: NoteRow): NoteView {
-  return {
-    id: row.id,
-    title: row.title,
-    body: row.body,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    comments: Number(row.comment_count ?? 0),
-    author:
-      row.author_name === null || row.author_email === null
-        ? null
-        : { id: row.author_id, name: row.author_name, email: row.author_email },
-  }
-}
-
-/** Comments of a note with their authors from apex (one ATTACH join). */
-export async function commentsOf(db: TenantKysely, noteId: number): Promise<CommentView[]> {
-  const rows = await db
-    .selectFrom('comments as c')
-    .leftJoin('apex.accounts as a', 'a.id', 'c.author_id')
-    .select(['c.id', 'c.note_id', 'c.body', 'c.created_at', 'c.author_id', 'a.name', 'a.email'])
-    .where('c.note_id', '=', noteId)
-    .orderBy('c.id')
+export async function listNotes(shard: NotesShard, options: { limit: number; id?: number }): Promise<NoteView[]> {
+  let query = shard.models.Note.orderBy('id', 'desc').limit(options.limit)
+  if (options.id !== undefined) query = query.where('id', '=', options.id)
+  const notes = await query.include('author').all()
+  if (notes.length === 0) return []
+  const counts = await shard
+    .db()
+    .selectFrom('comments')
+    .select((eb) => ['note_id', eb.fn.countAll<number>().as('n')])
+    .where(
+      'note_id',
+      'in',
+      notes.map((n) => n.id),
+    )
+    .groupBy('note_id')
     .execute()
-  return rows.map((r) => ({
-    id: r.id,
-    noteId: r.note_id,
-    body: r.body,
-    createdAt: r.created_at,
-    author: r.name === null || r.email === null ? null : { id: r.author_id, name: r.name, email: r.email },
+  const byNote = new Map(counts.map((c) => [c.note_id, Number(c.n)]))
+  return notes.map((n) => ({
+    id: n.id,
+    title: n.title,
+    body: n.body,
+    createdAt: n.created_at,
+    updatedAt: n.updated_at,
+    comments: byNote.get(n.id) ?? 0,
+    author: authorView(n.author),
+  }))
+}
+
+/** One note of the current tenant, or `undefined`. */
+export async function findNote(shard: NotesShard, id: number): Promise<NoteView | undefined> {
+  return (await listNotes(shard, { limit: 1, id }))[0]
+}
+
+/** A note's comments with their authors from apex (again one ATTACH join). */
+export async function commentsOf(shard: NotesShard, noteId: number): Promise<CommentView[]> {
+  const rows = await shard.models.Comment.where('note_id', '=', noteId).orderBy('id').include('author').all()
+  return rows.map((c) => ({
+    id: c.id,
+    noteId: c.note_id,
+    body: c.body,
+    createdAt: c.created_at,
+    author: authorView(c.author),
   }))
 }

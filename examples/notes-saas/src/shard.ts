@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
-import { createShardines, type StorageAdapter } from '@shardines/core'
+import { apex, createShardines, defineModels, type StorageAdapter, tenanted } from '@shardines/core'
 import type { ApexDB } from './db/apex.js'
 import type { TenantDB } from './db/tenant.js'
 
@@ -21,9 +21,26 @@ export interface NotesShardOptions {
   storage?: StorageAdapter
 }
 
+/**
+ * The models. `Note.author` and `Comment.author` cross from a tenant's file to
+ * apex: `include('author')` compiles into one query with apex ATTACHed read-only.
+ * (`memberships` has a two-column key, so it is queried through `shard.apex`.)
+ */
+export const models = defineModels<ApexDB, TenantDB>()({
+  Account: apex('accounts'),
+  Plan: apex('plans'),
+  Tenant: apex('tenants', { belongsTo: { plan: ['Plan', 'plan_id'], owner: ['Account', 'owner_id'] } }),
+  Note: tenanted('notes', {
+    belongsTo: { author: ['Account', 'author_id'] },
+    hasMany: { comments: ['Comment', 'note_id'] },
+  }),
+  Comment: tenanted('comments', { belongsTo: { note: ['Note', 'note_id'], author: ['Account', 'author_id'] } }),
+})
+
 /** The app's Shardines instance: apex holds accounts, plans and the tenant directory; each tenant its notes. */
 export function createNotesShard(options: NotesShardOptions = {}) {
-  return createShardines<ApexDB, TenantDB>({
+  return createShardines({
+    models,
     storage:
       options.storage ?? sqliteStorage({ dir: options.dir ?? DEFAULT_DATA_DIR, maxOpen: options.maxOpen ?? 256 }),
     migrations: MIGRATIONS,

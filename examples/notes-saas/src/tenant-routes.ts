@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import { assertTenantId, TenantExistsError } from '@shardines/core'
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { asObject, HttpError, positiveInt, text } from './http-error.js'
-import { commentsOf, notesWithAuthor, toNoteView } from './notes-queries.js'
+import { commentsOf, findNote, listNotes } from './notes-queries.js'
 import { renderTenantPage } from './pages.js'
 import type { NotesShard } from './shard.js'
 
@@ -71,14 +71,14 @@ export function tenantRoutes(
           .executeTakeFirstOrThrow()
         return row.id
       })
-    return toNoteView(await notesWithAuthor(shard.db()).where('n.id', '=', id).executeTakeFirstOrThrow())
+    return (await findNote(shard, id)) as NonNullable<Awaited<ReturnType<typeof findNote>>>
   }
 
   const noteOr404 = async (c: Context) => {
     const id = positiveInt(c.req.param('id'), 'id', 404)
-    const row = await notesWithAuthor(shard.db()).where('n.id', '=', id).executeTakeFirst()
-    if (!row) throw new HttpError(404, 'NOT_FOUND', `Note ${id} does not exist in tenant "${tenantId()}".`)
-    return toNoteView(row)
+    const note = await findNote(shard, id)
+    if (!note) throw new HttpError(404, 'NOT_FOUND', `Note ${id} does not exist in tenant "${tenantId()}".`)
+    return note
   }
 
   /** The page's links: under /t/<id> when the tenant came from the path, else at the root. */
@@ -86,21 +86,18 @@ export function tenantRoutes(
 
   // A plain server-rendered page: the tenant's notes and a form to add one.
   r.get('/', scoped, async (c) => {
-    const rows = await notesWithAuthor(shard.db()).orderBy('n.id', 'desc').limit(100).execute()
+    const notes = await listNotes(shard, { limit: 100 })
     const entry = await shard.apex
       .selectFrom('tenants')
       .select(['name'])
       .where('id', '=', tenantId())
       .executeTakeFirst()
-    return c.html(
-      renderTenantPage({ tenant: tenantId(), name: entry?.name, base: base(c), notes: rows.map(toNoteView) }),
-    )
+    return c.html(renderTenantPage({ tenant: tenantId(), name: entry?.name, base: base(c), notes }))
   })
 
   r.get('/notes', scoped, async (c) => {
     const limit = Math.min(200, c.req.query('limit') === undefined ? 50 : positiveInt(c.req.query('limit'), 'limit'))
-    const rows = await notesWithAuthor(shard.db()).orderBy('n.id', 'desc').limit(limit).execute()
-    return c.json({ tenant: tenantId(), notes: rows.map(toNoteView) })
+    return c.json({ tenant: tenantId(), notes: await listNotes(shard, { limit }) })
   })
 
   r.post('/notes', scoped, async (c) => {
@@ -113,7 +110,7 @@ export function tenantRoutes(
 
   r.get('/notes/:id', scoped, async (c) => {
     const note = await noteOr404(c)
-    return c.json({ tenant: tenantId(), note, comments: await commentsOf(shard.db(), note.id) })
+    return c.json({ tenant: tenantId(), note, comments: await commentsOf(shard, note.id) })
   })
 
   r.patch('/notes/:id', scoped, async (c) => {
@@ -141,7 +138,7 @@ export function tenantRoutes(
 
   r.get('/notes/:id/comments', scoped, async (c) => {
     const { id } = await noteOr404(c)
-    return c.json({ tenant: tenantId(), comments: await commentsOf(shard.db(), id) })
+    return c.json({ tenant: tenantId(), comments: await commentsOf(shard, id) })
   })
 
   r.post('/notes/:id/comments', scoped, async (c) => {
@@ -156,7 +153,7 @@ export function tenantRoutes(
         await trx.insertInto('comments').values({ note_id: id, author_id: author, body }).execute()
         await trx.updateTable('notes').set({ updated_at: new Date().toISOString() }).where('id', '=', id).execute()
       })
-    return c.json({ tenant: tenantId(), comments: await commentsOf(shard.db(), id) }, 201)
+    return c.json({ tenant: tenantId(), comments: await commentsOf(shard, id) }, 201)
   })
 
   // A download of the tenant's whole database: an online backup (consistent while writes go on).
