@@ -1,10 +1,10 @@
 import { AsyncResource } from 'node:async_hooks'
 import { availableParallelism } from 'node:os'
 
-/** One tenant's result from `mapTenants`. */
+/** One tenant's result from `mapTenants`; narrow on `ok`. */
 export type MapTenantsResult<T> =
-  | { readonly id: string; readonly value: T; readonly error?: undefined }
-  | { readonly id: string; readonly error: unknown; readonly value?: undefined }
+  | { readonly id: string; readonly ok: true; readonly value: T; readonly error?: undefined }
+  | { readonly id: string; readonly ok: false; readonly error: unknown; readonly value?: undefined }
 
 export interface MapTenantsOptions {
   /** How many tenants run at once (default: 4× the cores; scopes mostly wait on I/O). */
@@ -39,12 +39,12 @@ export async function mapTenants<T>(
       const index = next++
       const id = item.value
       try {
-        results[index] = { id, value: await run(id) }
+        results[index] = { id, ok: true, value: await run(id) }
       } catch (error) {
-        results[index] = { id, error }
+        results[index] = { id, ok: false, error }
       }
       done++
-      progress?.({ done, id, ok: results[index]?.error === undefined })
+      progress?.({ done, id, ok: results[index]?.ok === true })
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))

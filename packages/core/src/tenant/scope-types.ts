@@ -1,20 +1,45 @@
-import type { Kysely, Transaction } from 'kysely'
+import type { ColumnType, Kysely, SelectType, Transaction } from 'kysely'
 
 /** `DB`'s tables addressed as `<schema>.<table>` (how Kysely types schema-qualified tables). */
 export type Qualified<DB, Schema extends string> = {
   [K in keyof DB & string as `${Schema}.${K}`]: DB[K]
 }
 
-/** What `t.db` sees inside `withTenant`: the tenant's tables, plus apex's as `apex.<table>` (read-only). */
-export type TenantScopeDB<TenantDB, ApexDB> = TenantDB & Qualified<ApexDB, 'apex'>
+declare const readOnlyBrand: unique symbol
+
+/**
+ * The insert type of an attached table's columns: no value has it, so an
+ * insert into an attached table does not compile (`never` would make the
+ * column merely optional, and the insert compile).
+ */
+export interface AttachedReadOnly {
+  readonly [readOnlyBrand]: 'attached databases are read-only: write through shard.apex or the tenant own scope'
+}
+
+/** A table whose columns can be read but never inserted or updated (attached databases). */
+export type ReadOnlyTable<Table> = {
+  [C in keyof Table]: ColumnType<SelectType<Table[C]>, AttachedReadOnly, never>
+}
+
+/** `DB`'s tables as `<schema>.<table>`, read-only: inserts and updates into them do not compile. */
+export type ReadOnlyQualified<DB, Schema extends string> = {
+  [K in keyof DB & string as `${Schema}.${K}`]: ReadOnlyTable<DB[K]>
+}
+
+/**
+ * What `t.db` sees inside `withTenant`: the tenant's tables, plus apex's as
+ * `apex.<table>`, typed read-only (an insert or update into them does not
+ * compile; the ATTACH compiler refuses every write at run time as well).
+ */
+export type TenantScopeDB<TenantDB, ApexDB> = TenantDB & ReadOnlyQualified<ApexDB, 'apex'>
 
 type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) extends (k: infer I) => void ? I : never
 
 /** What `x.db` sees inside `withTenants(ids, fn)`: each tenant's tables as `<id>.<table>`, plus `apex.<table>`. */
 export type TenantsScopeDB<Ids extends string, TenantDB, ApexDB> = UnionToIntersection<
-  Ids extends unknown ? Qualified<TenantDB, Ids> : never
+  Ids extends unknown ? ReadOnlyQualified<TenantDB, Ids> : never
 > &
-  Qualified<ApexDB, 'apex'>
+  ReadOnlyQualified<ApexDB, 'apex'>
 
 /** The scope `withTenant(id, fn)` passes to `fn`. Its objects are valid only until `fn` settles. */
 export interface TenantScope<TenantDB, ApexDB, Models = unknown> {
