@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { firstOf, fromHeader, fromPathPrefix, fromSubdomain, InvalidOptionsError } from '@shardines/core'
+import { makeShard } from '../helpers/fixtures.js'
 
 // The resolvers read Node requests ({ headers, url }) and Fetch requests alike.
 const node = (headers: Record<string, string | string[]>, url = '/', originalUrl?: string) => ({
@@ -87,5 +88,23 @@ describe('firstOf', () => {
       )(node({})),
       'z',
     )
+  })
+})
+
+describe('middleware arguments', () => {
+  test('bad resolvers and options are refused with exact messages', async (t) => {
+    const { shard } = await makeShard()
+    t.after(() => shard.close())
+    assert.throws(() => shard.middleware('x-tenant' as never), {
+      name: 'InvalidOptionsError',
+      message: /resolve must be a function/,
+    })
+    assert.throws(() => shard.honoMiddleware(fromHeader(), { onMissing: 'skipp' as never }), {
+      message: `honoMiddleware(resolve, options): onMissing must be 'reject' or 'skip', not "skipp".`,
+    })
+    assert.throws(() => shard.middleware(fromHeader(), { onmissing: 'skip' } as never), {
+      message: /unknown option "onmissing"/,
+    })
+    assert.equal(typeof shard.middleware(fromHeader(), { onMissing: 'skip' }), 'function')
   })
 })

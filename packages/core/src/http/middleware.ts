@@ -1,5 +1,5 @@
 import { match } from 'ts-pattern'
-import { InvalidTenantIdError, ShardinesError } from '../errors.js'
+import { InvalidOptionsError, InvalidTenantIdError, ShardinesError } from '../errors.js'
 import { assertTenantId } from '../tenant/tenant-id.js'
 import type { FetchRequestLike, NodeRequestLike } from './tenant-request.js'
 import type { TenantResolver } from './tenant-resolvers.js'
@@ -73,6 +73,32 @@ export type HonoTenantResolver<C extends HonoContextLike = HonoContextLike> = (
   c: C,
 ) => ReturnType<TenantResolver>
 
+/** Exact messages for bad arguments, as for `createShardines` options. */
+function checkArguments(method: string, resolve: unknown, options: unknown): TenantMiddlewareOptions {
+  if (typeof resolve !== 'function') {
+    throw new InvalidOptionsError(
+      `${method}(resolve): resolve must be a function of the request, e.g. fromHeader('x-tenant') or (req) => req.headers['x-tenant'].`,
+    )
+  }
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionsError(`${method}(resolve, options): options must be an object like { onMissing: 'skip' }.`)
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== 'onMissing') {
+      throw new InvalidOptionsError(
+        `${method}(resolve, options): unknown option "${key}"; the only option is onMissing.`,
+      )
+    }
+    if (value !== undefined && value !== 'reject' && value !== 'skip') {
+      throw new InvalidOptionsError(
+        `${method}(resolve, options): onMissing must be 'reject' or 'skip', not ${JSON.stringify(value)}.`,
+      )
+    }
+  }
+  return options as TenantMiddlewareOptions
+}
+
 type Outcome =
   | { kind: 'tenant'; id: string }
   | { kind: 'skip' }
@@ -129,9 +155,9 @@ function sendJson(res: NodeResponseLike, status: number, body: TenantErrorBody):
 export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends NodeResponseLike>(
   shard: TenantScopeRunner,
   resolve: TenantResolver<Req>,
-  options: TenantMiddlewareOptions = {},
+  given?: TenantMiddlewareOptions,
 ): NodeTenantMiddleware<Req, Res> {
-  if (typeof resolve !== 'function') throw new TypeError('middleware(resolve): resolve must be a function.')
+  const options = checkArguments('middleware', resolve, given)
   return (req, res, next) => {
     void (async () => {
       let outcome: Outcome
@@ -175,9 +201,9 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
 export function honoTenantMiddleware<C extends HonoContextLike>(
   shard: TenantScopeRunner,
   resolve: HonoTenantResolver<C>,
-  options: TenantMiddlewareOptions = {},
+  given?: TenantMiddlewareOptions,
 ): HonoTenantMiddleware<C> {
-  if (typeof resolve !== 'function') throw new TypeError('honoMiddleware(resolve): resolve must be a function.')
+  const options = checkArguments('honoMiddleware', resolve, given)
   return async (c, next) => {
     let outcome: Outcome
     try {
