@@ -250,3 +250,18 @@ describe('notes-saas over HTTP', () => {
     assert.match(landing.text, /<a href="\/t\/acme\/">Acme Corp<\/a>/)
   })
 })
+
+test('with ADMIN_TOKEN set, the admin report needs the bearer token', async () => {
+  const guarded = await startNotesSaas({ adminToken: 's3cret' })
+  const refused = await request(guarded.base, 'GET', '/admin/report')
+  assert.equal(refused.status, 401)
+  assert.equal(refused.json.error.code, 'UNAUTHORIZED')
+  const wrong = await request(guarded.base, 'GET', '/admin/report', { headers: { authorization: 'Bearer nope' } })
+  assert.equal(wrong.status, 401)
+  const allowed = await request(guarded.base, 'GET', '/admin/report', { headers: { authorization: 'Bearer s3cret' } })
+  assert.equal(allowed.status, 200)
+  assert.deepEqual(
+    allowed.json.tenants.map((t: { id: string }) => t.id),
+    ['acme', 'globex', 'initech'],
+  )
+})
