@@ -158,4 +158,25 @@ describe('notes-saas refuses bad requests and writes nothing', () => {
     }
     assert.deepEqual(await writtenState(dir, shard), before)
   })
+
+  test("past the plan's note limit: 402, nothing written", async () => {
+    // initech is on the free plan (200 notes).
+    const owner = await shard.apex
+      .selectFrom('tenants')
+      .select('owner_id')
+      .where('id', '=', 'initech')
+      .executeTakeFirstOrThrow()
+    await shard.withTenant('initech', async (t) => {
+      const have = (await t.db.selectFrom('notes').select('id').execute()).length
+      await t.db
+        .insertInto('notes')
+        .values(Array.from({ length: 200 - have }, (_, i) => ({ title: `filler ${i}`, author_id: owner.owner_id })))
+        .execute()
+    })
+    const before = await writtenState(dir, shard)
+    const res = await request(base, 'POST', '/t/initech/notes', { body: { title: 'one too many' } })
+    assert.equal(res.status, 402)
+    assert.equal(res.json.error.code, 'PLAN_LIMIT')
+    assert.deepEqual(await writtenState(dir, shard), before)
+  })
 })
