@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -33,6 +34,12 @@ export function spawnTsChild(script: URL, args: readonly string[], options: { fi
           cwd: repoRoot,
           stdio: 'pipe',
         })
+  // A child never outlives its test, even one that timed out or threw before killing it.
+  const kill = () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+  }
+  after(kill)
+  process.once('exit', kill)
   const lines: string[] = []
   const listeners = new Set<(line: string) => void>()
   let partial = ''

@@ -1,0 +1,59 @@
+// Four processes create the same tenant at once: one wins, three get
+// TenantExistsError, and the file is whole.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createShardines } from '@shardines/core'
+import { sql } from 'kysely'
+import { spawnTsChild } from '../helpers/child-process.js'
+import { makeShard, sqliteFactory } from '../helpers/fixtures.js'
+import { snapshotTree } from '../helpers/tree-snapshot.js'
+
+test('four processes create the same tenant at once: exactly one succeeds, the file passes integrity_check', {
+  timeout: 30_000,
+}, async () => {
+  const { shard, dir } = await makeShard()
+  await shard.close()
+  const children = Array.from({ length: 4 }, () =>
+    spawnTsChild(new URL('./children/create-race-child.ts', import.meta.url), [dir, 'contested']),
+  )
+  try {
+    await Promise.all(children.map((child) => child.waitForLine((line) => line === 'ready')))
+    for (const child of children) child.send('go')
+    const results = await Promise.all(
+      children.map(async (child) => {
+        const line = await child.waitForLine((l) => l.startsWith('{'))
+        return JSON.parse(line) as { pid: number; outcome: string; built: boolean; code?: string; message?: string }
+      }),
+    )
+    const winners = results.filter((r) => r.outcome === 'created')
+    const losers = results.filter((r) => r.outcome !== 'created')
+    assert.equal(winners.length, 1, JSON.stringify(results))
+    for (const loser of losers) assert.equal(loser.code, 'TENANT_EXISTS', JSON.stringify(loser))
+    // Every process got past the "already exists?" check and built its own copy: the race was
+    // decided by the atomic link into place, not by one process seeing another's file first.
+    assert.ok(
+      results.every((r) => r.built),
+      `not every process raced into the build: ${JSON.stringify(results)}`,
+    )
+    for (const child of children) assert.equal((await child.exited).code, 0, child.stderr())
+
+    // No temporary file is left, and the one file is whole and was built by the winner.
+    assert.deepEqual(
+      snapshotTree(dir).filter((p) => p.startsWith('tenants/')),
+      ['tenants/', 'tenants/contested.sqlite3'],
+    )
+    const reopened = createShardines<unknown, { created_by: { pid: number }; documents: { id: number } }>({
+      storage: sqliteFactory(dir),
+      migrateOnOpen: 'off',
+    })
+    await reopened.withTenant('contested', async (t) => {
+      const check = await sql<{ integrity_check: string }>`pragma integrity_check`.execute(t.db)
+      assert.deepEqual(check.rows, [{ integrity_check: 'ok' }])
+      assert.deepEqual(await t.db.selectFrom('created_by').select('pid').execute(), [{ pid: winners[0]!.pid }])
+      assert.deepEqual(await t.db.selectFrom('documents').selectAll().execute(), [])
+    })
+    await reopened.close()
+  } finally {
+    for (const child of children) child.process.kill('SIGKILL')
+  }
+})
