@@ -229,4 +229,23 @@ describe('shard.middleware on a bare node:http server', () => {
     for (let i = 0; i < 100 && shard.stats().pinned !== 0; i++) await new Promise((r) => setTimeout(r, 5))
     assert.equal(shard.stats().pinned, 0)
   })
+
+  test('a next() that throws synchronously gets its own error as next(err); the scope still ends', async () => {
+    const { shard } = await makeRecordedShard()
+    const mw = shard.middleware(fromHeader(), { onMissing: 'skip' })
+    const server = http.createServer((req, res) =>
+      mw(req, res, (error?: unknown) => {
+        if (error === undefined) throw new Error(`sync throw in ${shard.currentTenant() ?? 'no tenant'}`)
+        res.statusCode = 500
+        res.end((error as Error).message)
+      }),
+    )
+    const base = await listen(server)
+    const scoped = await request(base, 'GET', '/x', { headers: { 'x-tenant': 'acme' } })
+    assert.deepEqual([scoped.status, scoped.text], [500, 'sync throw in acme'])
+    const skipped = await request(base, 'GET', '/x')
+    assert.deepEqual([skipped.status, skipped.text], [500, 'sync throw in no tenant'])
+    for (let i = 0; i < 100 && shard.stats().pinned !== 0; i++) await new Promise((r) => setTimeout(r, 5))
+    assert.equal(shard.stats().pinned, 0)
+  })
 })

@@ -159,15 +159,28 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
 ): NodeTenantMiddleware<Req, Res> {
   const options = checkArguments('middleware', resolve, given)
   return (req, res, next) => {
+    // next() of a bare node:http chain may throw: give the error to next(err) once, and never leave a
+    // rejected promise behind (it would be unhandled).
+    const pass = (error?: unknown): void => {
+      try {
+        next(error)
+      } catch (thrown) {
+        if (error === undefined) return pass(thrown)
+        if (!res.headersSent) {
+          res.statusCode = 500
+          res.end()
+        }
+      }
+    }
     void (async () => {
       let outcome: Outcome
       try {
         outcome = await decide(() => resolve(req), options)
       } catch (error) {
         const rejection = rejectionOf(error)
-        return rejection ? sendJson(res, rejection.status, rejection.body) : next(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body) : pass(error)
       }
-      if (outcome.kind === 'skip') return next()
+      if (outcome.kind === 'skip') return pass()
       if (outcome.kind === 'reject') return sendJson(res, outcome.status, outcome.body)
       let entered = false
       try {
@@ -178,17 +191,13 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
           return new Promise<void>((done) => {
             res.once('close', () => done())
             if (res.closed) return done()
-            try {
-              next()
-            } catch (error) {
-              next(error)
-            }
+            pass()
           })
         })
       } catch (error) {
-        if (entered) return next(error)
+        if (entered) return pass(error)
         const rejection = rejectionOf(error)
-        return rejection ? sendJson(res, rejection.status, rejection.body) : next(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body) : pass(error)
       }
     })()
   }
