@@ -213,7 +213,7 @@ function describeId(id: unknown): string {
   // JSON.stringify escapes control characters; also escape bidi/format characters so the message is safe to print.
   const shown = id.length > 80 ? `${id.slice(0, 80)}…` : id
   return JSON.stringify(shown).replace(
-    /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+    /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   )
 }

@@ -29,6 +29,8 @@ function tenantIdProblem(id: unknown): string {
   if (id.length > MAX_TENANT_ID_LENGTH) return `it is ${id.length} characters long (64 at most)`
   if (RESERVED_TENANT_IDS.has(id)) return `"${id}" is reserved`
   if (!/^[a-z0-9]/.test(id)) return 'it must start with a letter a-z or a digit'
-  const bad = [...id].find((c) => !/[a-z0-9_-]/.test(c))
-  return `it contains ${JSON.stringify(bad)} (U+${(bad?.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')})`
+  const bad = [...id].find((c) => !/[a-z0-9_-]/.test(c)) ?? ''
+  const code = `U+${(bad.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`
+  // Only printable ASCII is shown as itself: a raw control or bidi character would garble the log line.
+  return /^[\x20-\x7e]$/.test(bad) ? `it contains ${JSON.stringify(bad)} (${code})` : `it contains ${code}`
 }
