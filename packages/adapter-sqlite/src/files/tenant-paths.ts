@@ -1,4 +1,5 @@
 import * as path from 'node:path'
+import { isValidTenantId } from '@shardines/core'
 
 export const TENANT_SUFFIX = '.sqlite3'
 
@@ -25,10 +26,11 @@ export class TenantPaths {
     return path.join(this.tenantsDir, `.${purpose}-${id}-${nonce}${TENANT_SUFFIX}`)
   }
 
-  /** The id for a file name in the tenants folder, or undefined for anything else. */
+  /** The id for a file name in the tenants folder, or undefined for anything else (including names no API would accept). */
   idOf(fileName: string): string | undefined {
     if (fileName.startsWith('.') || !fileName.endsWith(TENANT_SUFFIX)) return undefined
-    return fileName.slice(0, -TENANT_SUFFIX.length)
+    const id = fileName.slice(0, -TENANT_SUFFIX.length)
+    return isValidTenantId(id) ? id : undefined
   }
 }
 
