@@ -207,12 +207,12 @@ test('reads of apex inside writes to the tenant are allowed (the tenant table is
       .values({ id: 1, title: 'x' })
       .onConflict((oc) =>
         oc.column('id').doUpdateSet({
-          title: (eb) => eb.selectFrom('apex.plans').select('apex.plans.name').where('apex.plans.id', '=', 'pro'),
+          title: t.db.selectFrom('apex.plans').select('name').where('id', '=', 'pro'),
         }),
       )
     assert.equal(
       upsert.compile().sql,
-      'insert into "main"."documents" ("id", "title") values (?, ?) on conflict ("id") do update set "title" = (select "apex"."plans"."name" from "apex"."plans" where "apex"."plans"."id" = ?)',
+      'insert into "main"."documents" ("id", "title") values (?, ?) on conflict ("id") do update set "title" = (select "name" from "apex"."plans" where "id" = ?)',
     )
     await upsert.execute()
     assert.deepEqual(await t.db.selectFrom('documents').select(['id', 'title']).orderBy('id').execute(), [
