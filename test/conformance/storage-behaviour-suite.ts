@@ -779,26 +779,53 @@ export function storageBehaviourSuite(
       it('backup taken while another scope keeps writing is a consistent copy', { timeout: 30_000 }, async () => {
         const { shard } = await open({ storageOptions: { synchronous: 'off' } })
         await shard.tenants.create('src')
-        const dest = path.join(tempDir(), 'nested', 'src-backup.sqlite3')
-        const writer = await startBatchWriter(shard, 'src')
-        const startedAt = writer.batches()
-        await shard.tenants.backup('src', dest)
-        const during = writer.batches() - startedAt
-        const committed = await writer.stop()
-        assert.ok(during > 0, 'no batch committed while the backup ran: the test proves nothing')
-        const copy = new Database(dest, { readonly: true })
-        try {
-          assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok')
-          const count = (copy.prepare('select count(*) as n from documents').get() as { n: number }).n
-          assert.ok(committed.has(count), `backup has ${count} rows: not a committed state (torn or uncommitted)`)
-          assert.ok(count > writer.initial, 'the backup should include batches committed before it ran')
-        } finally {
-          copy.close()
+        const out = tempDir()
+        const countIn = (file: string): number => {
+          const copy = new Database(file, { readonly: true })
+          try {
+            assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok', file)
+            return (copy.prepare('select count(*) as n from documents').get() as { n: number }).n
+          } finally {
+            copy.close()
+          }
         }
-        // Apex backs up the same way.
+        // 1. A scope holds an open transaction with an uncommitted row: the copy has only committed rows.
+        await shard.withTenant('src', (t) => t.db.insertInto('documents').values({ title: 'committed' }).execute())
+        await holdingOpenTransaction(shard, 'src', () => shard.tenants.backup('src', path.join(out, 'held.sqlite3')))
+        assert.equal(countIn(path.join(out, 'held.sqlite3')), 1, 'the backup saw an uncommitted row')
+        await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
+        // 2. Copies taken while batches keep committing each hold one committed state.
+        const writer = await startBatchWriter(shard, 'src')
+        const during: number[] = []
+        for (let i = 0; i < 5; i++) {
+          const startedAt = writer.batches()
+          await shard.tenants.backup('src', path.join(out, 'nested', `copy-${i}.sqlite3`))
+          during.push(writer.batches() - startedAt)
+        }
+        const committed = await writer.stop()
+        assert.ok(
+          during.some((n) => n > 0),
+          'no batch committed while any backup ran: the test proves nothing',
+        )
+        for (let i = 0; i < 5; i++) {
+          const count = countIn(path.join(out, 'nested', `copy-${i}.sqlite3`))
+          assert.ok(committed.has(count), `backup ${i} has ${count} rows: not a committed state (torn or uncommitted)`)
+          assert.ok(count > writer.initial, 'the backup should include batches committed before it ran')
+        }
+        // 3. Apex backs up the same way, also while an apex transaction is open.
         await shard.apex.insertInto('accounts').values({ email: 'x@y.z' }).execute()
-        const apexCopy = path.join(path.dirname(dest), 'apex-backup.sqlite3')
+        const apexCopy = path.join(out, 'apex-backup.sqlite3')
+        const release = signal()
+        const inTx = signal()
+        const apexTx = shard.apex.transaction().execute(async (trx) => {
+          await trx.insertInto('accounts').values({ email: 'uncommitted@y.z' }).execute()
+          inTx.fire()
+          await release.promise
+        })
+        await inTx.promise
         await shard.tenants.backup('apex', apexCopy)
+        release.fire()
+        await apexTx
         const apex = new Database(apexCopy, { readonly: true })
         assert.deepEqual(apex.prepare('select email from accounts').all(), [{ email: 'x@y.z' }])
         apex.close()
@@ -809,26 +836,42 @@ export function storageBehaviourSuite(
         const { shard } = await open({ storageOptions: { synchronous: 'off' } })
         await shard.tenants.create('src')
         await shard.tenants.create('taken')
-        const writer = await startBatchWriter(shard, 'src')
-        const startedAt = writer.batches()
-        await shard.tenants.fork('src', 'copy')
-        assert.ok(writer.batches() > startedAt, 'no batch committed while the fork ran: the test proves nothing')
-        assertError(await caught(() => shard.tenants.fork('src', 'taken')), TenantExistsError, 'fork onto a tenant')
-        const committed = await writer.stop()
-        const { check, count } = await shard.withTenant('copy', async (t) => ({
-          check: (await sql<{ integrity_check: string }>`pragma integrity_check`.execute(t.db)).rows,
-          count: (
-            await t.db
+        const countIn = (id: string) =>
+          shard.withTenant(id, async (t) => {
+            const check = (await sql<{ integrity_check: string }>`pragma integrity_check`.execute(t.db)).rows
+            assert.deepEqual(check, [{ integrity_check: 'ok' }], id)
+            const { n } = await t.db
               .selectFrom('documents')
               .select((eb) => eb.fn.countAll<number>().as('n'))
               .executeTakeFirstOrThrow()
-          ).n,
-        }))
-        assert.deepEqual(check, [{ integrity_check: 'ok' }])
-        assert.ok(committed.has(count), `fork has ${count} rows: not a committed state`)
-        // The fork is independent of its source.
-        await shard.withTenant('copy', (t) => t.db.deleteFrom('documents').execute())
-        assert.ok((await titlesIn(shard, 'src')).length >= count)
+            return n
+          })
+        // 1. A scope holds an open transaction with an uncommitted row: the fork has only committed rows.
+        await shard.withTenant('src', (t) => t.db.insertInto('documents').values({ title: 'committed' }).execute())
+        await holdingOpenTransaction(shard, 'src', () => shard.tenants.fork('src', 'held'))
+        assert.equal(await countIn('held'), 1, 'the fork saw an uncommitted row')
+        await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
+        // 2. Forks taken while batches keep committing each hold one committed state.
+        const writer = await startBatchWriter(shard, 'src')
+        const during: number[] = []
+        for (let i = 0; i < 3; i++) {
+          const startedAt = writer.batches()
+          await shard.tenants.fork('src', `copy${i}`)
+          during.push(writer.batches() - startedAt)
+        }
+        assertError(await caught(() => shard.tenants.fork('src', 'taken')), TenantExistsError, 'fork onto a tenant')
+        const committed = await writer.stop()
+        assert.ok(
+          during.some((n) => n > 0),
+          'no batch committed while any fork ran: the test proves nothing',
+        )
+        for (let i = 0; i < 3; i++) {
+          const count = await countIn(`copy${i}`)
+          assert.ok(committed.has(count), `fork ${i} has ${count} rows: not a committed state`)
+        }
+        // A fork is independent of its source.
+        await shard.withTenant('copy0', (t) => t.db.deleteFrom('documents').execute())
+        assert.ok((await countIn('src')) > writer.initial)
         assert.deepEqual(await titlesIn(shard, 'taken'), [])
         await shard.close()
       })
@@ -907,6 +950,32 @@ export function storageBehaviourSuite(
       })
     })
   })
+}
+
+/**
+ * Runs `copy` while a scope of `id` holds an open transaction with one
+ * uncommitted row on the tenant's (shared) handle, then rolls it back.
+ */
+async function holdingOpenTransaction(shard: Shard, id: string, copy: () => Promise<unknown>): Promise<void> {
+  const inTx = signal()
+  const done = signal()
+  const holder = shard.withTenant(id, (t) =>
+    t
+      .transaction(async (trx) => {
+        await trx.db.insertInto('documents').values({ title: 'uncommitted' }).execute()
+        inTx.fire()
+        await done.promise
+        throw new Error('roll back')
+      })
+      .catch((error: Error) => assert.equal(error.message, 'roll back')),
+  )
+  await inTx.promise
+  try {
+    await copy()
+  } finally {
+    done.fire()
+    await holder
+  }
 }
 
 /**
