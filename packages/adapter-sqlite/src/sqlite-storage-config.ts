@@ -139,6 +139,8 @@ export function openPragmas(options: ResolvedSqliteStorageOptions, journalMode: 
     'pragma foreign_keys = on',
     `pragma synchronous = ${synchronous}`,
   ]
+  // Only WAL is stored in the file; truncate and persist revert to delete at every open.
+  if (journalMode === 'truncate' || journalMode === 'persist') lines.push(`pragma journal_mode = ${journalMode}`)
   for (const [name, value] of Object.entries(options.pragmas)) lines.push(`pragma ${name} = ${value}`)
   return `${lines.join(';\n')};`
 }

@@ -219,7 +219,18 @@ class SqliteStorage implements StorageAdapter {
     const file = this.#paths.tenant(tenantId)
     let db: Database.Database
     try {
-      db = this.#withDescriptorRetry(() => new Database(file, { fileMustExist: true }), file)
+      // The pragmas are inside the retry: they make the first read, which is when a
+      // WAL file opens its -wal and -shm (two more descriptors) and can hit EMFILE.
+      db = this.#withDescriptorRetry(() => {
+        const opened = new Database(file, { fileMustExist: true })
+        try {
+          opened.exec(openPragmas(this.#options, this.#options.journalMode))
+        } catch (error) {
+          opened.close()
+          throw error
+        }
+        return opened
+      }, file)
     } catch (error) {
       if (!fs.existsSync(file)) throw new TenantNotFoundError(tenantId)
       throw new StorageError(`Could not open tenant "${tenantId}": ${(error as Error).message}`, {
@@ -227,7 +238,6 @@ class SqliteStorage implements StorageAdapter {
         tenantId,
       })
     }
-    db.exec(openPragmas(this.#options, this.#options.journalMode))
     return new SqliteHandle(tenantId, db, this.#options.statementCacheSize)
   }
 
