@@ -230,3 +230,28 @@ test('withTenants binds no current tenant; inside withTenant, shard.db() stays t
   await assert.rejects(leaked!.selectFrom('acme.documents').selectAll().execute(), TenantScopeClosedError)
   await shard.close()
 })
+
+test('withTenants refuses transactions and never holds a read lock across awaits (streams are read at once)', async () => {
+  const { shard } = await setup()
+  await shard.withTenants(['acme', 'beta'], async (x) => {
+    await assert.rejects(
+      x.db.transaction().execute(async (trx) => trx.selectFrom('acme.documents').selectAll().execute()),
+      (error: Error & { code?: string }) =>
+        error.code === 'READ_ONLY_ATTACHMENT' && /no transactions/.test(error.message),
+    )
+    const titles: string[] = []
+    for await (const row of x.db.selectFrom('acme.documents').select('title').orderBy('id').stream()) {
+      titles.push(row.title)
+      // The tenant's own writer is not blocked while the stream is being consumed.
+      await shard.withTenant('acme', (t) =>
+        t.db
+          .insertInto('documents')
+          .values({ title: `written during stream ${titles.length}`, owner_id: null })
+          .execute(),
+      )
+    }
+    // The rows as they were when the query ran: the writes made meanwhile are not mixed in.
+    assert.deepEqual(titles, ['acme:Plan', 'acme:Spec', 'acme:Orphan', 'acme:Ghost'])
+  })
+  await shard.close()
+})

@@ -421,6 +421,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         maxAttached: this.storage.maxAttached,
         log: this.log,
         nestedTransactions: false,
+        readsOthersOnly: true,
       })
       const db = createBoundKysely<never>(binding, new AttachQueryCompiler(policy), this.plugins)
       const scope: TenantsScope<Ids[number], TenantDB, ApexDB> = Object.freeze({

@@ -1,6 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type Driver, type QueryResult, type TransactionSettings } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
-import { AttachLimitError, TenantScopeClosedError } from '../errors.js'
+import { AttachLimitError, ShardinesError, TenantScopeClosedError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { endTransaction, type HandleState, stateOf, whenNoTransaction } from './handle-state.js'
 import type { QueryLogger } from './query-log.js'
@@ -29,6 +29,13 @@ export interface HandleBinding {
   readonly log: QueryLogger | null
   /** Savepoints instead of a second BEGIN for nested transactions (migrations only). */
   readonly nestedTransactions: boolean
+  /**
+   * Set for connections that only read other files (withTenants): they refuse
+   * transactions and never hold a read lock across awaits. In the rollback
+   * journal a read lock blocks the tenant's own writers, and better-sqlite3
+   * waits out `busy_timeout` synchronously, freezing the event loop.
+   */
+  readonly readsOthersOnly?: boolean
 }
 
 export function bindHandle(handle: StorageHandle, options: Omit<HandleBinding, 'handle' | 'state'>): HandleBinding {
@@ -62,10 +69,22 @@ export class ScopedConnection implements DatabaseConnection {
     }
     const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
     if (schemas !== undefined) await this.#attachMissing(schemas)
+    if (binding.readsOthersOnly) {
+      // Read everything in one synchronous statement: no lock outlives this tick.
+      const { rows } = await binding.handle.executeQuery<R>(query)
+      for (const row of rows) yield { rows: [row] }
+      return
+    }
     yield* binding.handle.streamQuery<R>(query, chunkSize)
   }
 
   async begin(settings: TransactionSettings): Promise<void> {
+    if (this.#binding.readsOthersOnly) {
+      throw new ShardinesError(
+        'READ_ONLY_ATTACHMENT',
+        `${this.#binding.label} is read-only and has no transactions: a transaction would hold locks on every attached tenant's file and block its own writers. Run each query on its own, or use withTenant per tenant.`,
+      )
+    }
     const { state } = this.#binding
     if (this.#binding.nestedTransactions && state.txOwner === this.#owner) {
       state.savepoints++
