@@ -141,3 +141,20 @@ test('migrate.all stops handing out tenants once its signal aborts', async () =>
   assert.equal(rest.migrated, 200 - report.tenants.length)
   await shard.close()
 })
+
+test('migrate.all: a throwing onProgress does not stop or half-report the run', async () => {
+  const dir = tempDir()
+  await seedTenants(dir, writeMigrations(dir, 'v1', 1), tenantIds(20))
+  const shard = shardAt(dir, writeMigrations(dir, 'v2', 2))
+  for (const runner of ['auto', 'main-thread'] as const) {
+    const report = await shard.migrate.all({
+      runner,
+      onProgress: () => {
+        throw new Error('progress display broke')
+      },
+    })
+    assert.equal(report.tenants.length, 20)
+    assert.equal(report.failed, 0)
+  }
+  await shard.close()
+})

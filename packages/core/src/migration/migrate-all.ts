@@ -23,7 +23,7 @@ import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 export interface MigrateAllOptions {
   /** Worker threads (or, on the main thread, tenants at once). Default: one per core. */
   concurrency?: number
-  /** Called after each tenant, on the main thread. */
+  /** Called after each tenant, on the main thread. An exception it throws is ignored. */
   onProgress?: (progress: { done: number; total: number; id: string; status: MigrationOutcome['status'] }) => void
   /** Stops starting new tenants once aborted; the report covers those that ran. */
   signal?: AbortSignal
@@ -56,7 +56,11 @@ export async function migrateAll(
   const results = new Map<string, MigrationOutcome>()
   const record = (outcome: MigrationOutcome): void => {
     results.set(outcome.id, outcome)
-    options.onProgress?.({ done: results.size, total, id: outcome.id, status: outcome.status })
+    try {
+      options.onProgress?.({ done: results.size, total, id: outcome.id, status: outcome.status })
+    } catch {
+      // A failing progress display must not stop (or half-report) a migration run.
+    }
   }
 
   const choice =
