@@ -158,3 +158,37 @@ test('migrate.all: a throwing onProgress does not stop or half-report the run', 
   }
   await shard.close()
 })
+
+test('migrate.all: a worker that dies mid-tenant fails only the tenants it held; a new worker takes the rest', async () => {
+  const dir = tempDir()
+  const ids = tenantIds(30)
+  await seedTenants(dir, writeMigrations(dir, 'v1', 1), ids)
+  const raw = new Database(tenantFile(dir, ids[10]!))
+  raw.prepare('insert into documents (title) values (?)').run('crash')
+  raw.close()
+  const v2 = writeMigrations(dir, 'v2', 1)
+  fs.writeFileSync(
+    path.join(v2, '002_may_crash.mjs'),
+    `export async function up(db) {
+  await db.schema.alterTable('documents').addColumn('slug', 'text').execute()
+  const rows = await db.selectFrom('documents').select('title').execute()
+  if (rows.some((r) => r.title === 'crash')) process.exit(3) // ends this worker thread mid-transaction
+}`,
+  )
+  const shard = shardAt(dir, v2)
+  const report = await shard.migrate.all({ concurrency: 1 })
+  const failed = report.tenants.filter((t) => t.status === 'failed')
+  assert.equal(report.tenants.length, 30)
+  assert.ok(failed.some((t) => t.id === ids[10]))
+  assert.ok(failed.length <= 2, `only the tenants the dead worker held: ${failed.map((t) => t.id)}`)
+  for (const t of failed) {
+    assert.ok(t.error instanceof MigrationError)
+    assert.match(t.error.message, /the migration worker exited with code 3/)
+  }
+  assert.equal(report.migrated, 30 - failed.length)
+  const crashed = inspect(dir, ids[10]!)
+  assert.equal(crashed.integrity, 'ok')
+  assert.deepEqual(crashed.applied, ['001_documents'])
+  assert.deepEqual(crashed.documentColumns, ['id', 'title'])
+  await shard.close()
+})
