@@ -54,6 +54,8 @@ class SqliteStorage implements StorageAdapter {
   #apex: SqliteHandle | undefined
   #tenantsDirReady = false
   #warnedDescriptors = false
+  /** Given to handles: a write whose journal cannot be opened frees descriptors and retries. */
+  readonly #freeDescriptorsFn = (): boolean => this.#freeDescriptors()
   #closed = false
 
   constructor(options: ResolvedSqliteStorageOptions) {
@@ -95,7 +97,7 @@ class SqliteStorage implements StorageAdapter {
     const temporary = this.#paths.temporary('creating', tenantId)
     try {
       const db = this.#withDescriptorRetry(() => new Database(temporary))
-      const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize)
+      const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
       try {
         db.pragma(`journal_mode = ${this.#options.journalMode}`)
         db.exec(openPragmas(this.#options, this.#options.journalMode))
@@ -238,7 +240,7 @@ class SqliteStorage implements StorageAdapter {
         tenantId,
       })
     }
-    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize)
+    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
   }
 
   /**
@@ -252,17 +254,31 @@ class SqliteStorage implements StorageAdapter {
         return open()
       } catch (error) {
         if (mustExist !== undefined && !fs.existsSync(mustExist)) throw error
-        if (!isOutOfDescriptors(error) || !this.#pool.evictOne()) throw error
-        const limit = Math.max(1, this.#pool.size)
-        if (limit < this.#pool.maxOpen) this.#pool.shrink(limit)
-        if (!this.#warnedDescriptors) {
-          this.#warnedDescriptors = true
-          this.#options.onWarning(
-            `shardines: the process ran out of file descriptors with ${this.#pool.size + 1} tenant handles open; lowering maxOpen from ${this.#options.maxOpen} to ${limit}. Raise the limit (ulimit -n) or lower maxOpen.`,
-          )
-        }
+        if (!isOutOfDescriptors(error) || !this.#freeDescriptors()) throw error
       }
     }
+  }
+
+  /**
+   * The process ran out of file descriptors: closes unpinned handles down to a
+   * lower `maxOpen` (warning once). False when every handle is pinned.
+   */
+  #freeDescriptors(): boolean {
+    if (!this.#pool.evictOne()) return false
+    // Leave headroom, not one spare descriptor: every handle in a write transaction opens a
+    // journal too, and the process needs descriptors of its own.
+    const limit = Math.max(1, Math.floor(this.#pool.size * 0.9) - this.#pool.stats().pinned)
+    if (limit < this.#pool.maxOpen) {
+      this.#pool.shrink(limit)
+      while (this.#pool.size > limit && this.#pool.evictOne()) {}
+    }
+    if (!this.#warnedDescriptors) {
+      this.#warnedDescriptors = true
+      this.#options.onWarning(
+        `shardines: the process ran out of file descriptors with ${this.#pool.size + 1} tenant handles open; lowering maxOpen from ${this.#options.maxOpen} to ${this.#pool.maxOpen}. Raise the limit (ulimit -n) or lower maxOpen.`,
+      )
+    }
+    return true
   }
 
   /** A consistent copy of a live database through SQLite's online backup API. */

@@ -40,11 +40,11 @@ async function serve(id: string, round: number): Promise<void> {
   }
 }
 
-// Two rounds over every tenant, four requests at a time (each lane pins its tenant while it runs).
+// Two rounds over every tenant, eight requests at a time (each lane pins its tenant while it runs).
 for (let round = 0; round < 2; round++) {
   let next = 0
   await Promise.all(
-    Array.from({ length: 4 }, async () => {
+    Array.from({ length: 8 }, async () => {
       while (next < ids.length) await serve(ids[next++]!, round)
     }),
   )

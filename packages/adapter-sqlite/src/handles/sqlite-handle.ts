@@ -1,5 +1,5 @@
 import type { StorageHandle } from '@shardines/core'
-import type { Database, Statement } from 'better-sqlite3'
+import type { Database, RunResult, Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
 
 const DDL = /^\s*(create|drop|alter)\b/i
@@ -18,10 +18,18 @@ export class SqliteHandle implements StorageHandle {
   readonly #cacheSize: number
   readonly #attached = new Set<string>()
 
-  constructor(name: string, db: Database, statementCacheSize: number) {
+  readonly #freeDescriptors: (() => boolean) | undefined
+
+  /**
+   * `freeDescriptors` is called when a write fails for want of a file descriptor
+   * (its journal could not be opened): it closes idle handles and says whether
+   * any closed, and the write is retried.
+   */
+  constructor(name: string, db: Database, statementCacheSize: number, freeDescriptors?: () => boolean) {
     this.name = name
     this.db = db
     this.#cacheSize = statementCacheSize
+    this.#freeDescriptors = freeDescriptors
   }
 
   get attached(): ReadonlySet<string> {
@@ -54,11 +62,29 @@ export class SqliteHandle implements StorageHandle {
   run<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
     const statement = this.prepare(sql)
     if (statement.reader) return { rows: statement.all(parameters) as R[] }
-    const { changes, lastInsertRowid } = statement.run(parameters)
+    const { changes, lastInsertRowid } = this.#write(statement, parameters)
     // Statements re-prepare themselves after a schema change; dropping the cache
     // after DDL also frees statements that can no longer run.
     if (DDL.test(sql)) this.clearStatementCache()
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
+  }
+
+  /**
+   * Runs a write. Out of file descriptors (SQLITE_CANTOPEN on its journal), frees
+   * some and retries, unless the failure ended the transaction it ran in.
+   */
+  #write(statement: Statement, parameters: readonly unknown[]): RunResult {
+    if (this.#freeDescriptors === undefined) return statement.run(parameters)
+    const inTransaction = this.db.inTransaction
+    for (;;) {
+      try {
+        return statement.run(parameters)
+      } catch (error) {
+        const code = (error as { code?: string }).code
+        const outOfDescriptors = code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
+        if (!outOfDescriptors || this.db.inTransaction !== inTransaction || !this.#freeDescriptors()) throw error
+      }
+    }
   }
 
   async *streamQuery<R>(query: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
