@@ -145,3 +145,42 @@ test('include names are checked where they are written', async () => {
   })
   await shard.close()
 })
+
+test('an apex model with includes inside a tenant scope reads only apex', async () => {
+  const { shard, log } = await makeModelShard()
+  await seed(shard)
+  await shard.withTenant('acme', async (t) => {
+    log.reset()
+    const accounts = await t.models.Account.orderBy('id').include('tier').all()
+    assert.deepEqual(
+      accounts.map((a) => [a.email, a.tier?.name]),
+      [
+        ['ada@x.test', 'Pro'],
+        ['bob@x.test', 'Free'],
+      ],
+    )
+    assert.deepEqual(
+      log.events.map((e) => e.tenantId),
+      ['apex', 'apex'],
+    )
+  })
+  await shard.close()
+})
+
+test('a statement cached for one tenant runs correctly in another (attaching apex there first)', async () => {
+  const { shard } = await makeModelShard()
+  await seed(shard, 'acme')
+  await shard.tenants.create('beta')
+  await shard.withTenant('beta', (t) => t.models.Document.create({ title: 'beta doc', owner_id: 2 }))
+  const read = (id: string) =>
+    shard.withTenant(id, (t) => t.models.Document.where('title', 'like', '%').orderBy('id').include('owner').first())
+  assert.equal((await read('acme'))?.owner?.email, 'ada@x.test')
+  assert.deepEqual(await read('beta'), {
+    id: 1,
+    title: 'beta doc',
+    owner_id: 2,
+    status: 'open',
+    owner: { id: 2, email: 'bob@x.test', plan: 'free' },
+  })
+  await shard.close()
+})
