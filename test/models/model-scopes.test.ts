@@ -10,20 +10,24 @@ test('a tenanted model outside a scope throws NoTenantError; inside, shard.model
   const { shard } = await makeModelShard()
   await seed(shard, 'acme')
   await shard.tenants.create('beta')
-  assert.throws(
-    () => shard.models.Document,
-    (e: unknown) => {
-      assert.ok(e instanceof NoTenantError)
-      assert.equal(e.code, 'NO_TENANT')
-      assert.match(e.message, /shard\.models\.Document/)
-      return true
-    },
-  )
-  assert.throws(() => shard.models.Comment.count(), NoTenantError)
+  // Outside a scope every call of a tenanted model rejects (query(), which builds synchronously, throws).
+  await assert.rejects(shard.models.Document.find(1), (e: unknown) => {
+    assert.ok(e instanceof NoTenantError)
+    assert.equal(e.code, 'NO_TENANT')
+    assert.match(e.message, /the tenanted model Document/)
+    return true
+  })
+  await assert.rejects(() => shard.models.Comment.count(), NoTenantError)
+  await assert.rejects(() => shard.models.Document.where('id', '=', 1).include('owner').all(), NoTenantError)
+  await assert.rejects(() => shard.models.Document.create({ title: 'x' }), NoTenantError)
+  await assert.rejects(() => shard.models.Document.findOrThrow(1), NoTenantError)
+  assert.throws(() => shard.models.Document.query(), NoTenantError)
   await shard.withTenant('acme', async (t) => {
-    assert.equal(shard.models.Document, t.models.Document)
     assert.equal(t.models, t.models, 'one models object per scope')
+    assert.equal(shard.models.Document, shard.models.Document)
     assert.equal(await shard.models.Document.count(), 3)
+    assert.equal((await shard.models.Document.findOrThrow(1)).title, 'plan')
+    await assert.rejects(shard.models.Document.findOrThrow(99), /Document 99 was not found in tenant "acme"/)
     // Nested scope for another tenant: the inner one wins, leaving it restores the outer.
     await shard.withTenant('beta', async () => {
       assert.equal(await shard.models.Document.count(), 0)

@@ -33,15 +33,14 @@ import type { TenantResolver } from './http/tenant-resolvers.js'
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
-import {
-  compilePrepared,
-  createPreparedQuery,
-  type Params,
-  type PreparedQuery,
-  type PreparedRunner,
-} from './prepared/prepared-query.js'
+import { compilePrepared, createPreparedQuery, type Params, type PreparedQuery } from './prepared/prepared-query.js'
 import type { DefinedModels, MODEL_DB_TYPES, ModelDeclarations } from './registry/model-declaration.js'
-import { createModelRegistry, type ModelRegistry, type ModelSide } from './registry/model-registry.js'
+import {
+  createModelRegistry,
+  type ModelBinding,
+  type ModelRegistry,
+  type ModelSide,
+} from './registry/model-registry.js'
 import type { ModelsOf, UntypedModels } from './registry/model-types.js'
 import type { ShardinesContext } from './shardines-context.js'
 import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
@@ -269,11 +268,23 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   }
 
   get models(): Models {
-    this.#models ??= (
-      this.#registry === null
-        ? EMPTY_MODELS
-        : this.#registry.instanceModels(this.#apexModelsObject(), () => this.#als.getStore()?.models as object)
-    ) as Models
+    if (this.#models === undefined) {
+      const als = this.#als
+      // Tenanted models here find the current scope at each call (like shard.db()):
+      // outside a scope their calls reject with NoTenantError.
+      const current: ModelBinding = {
+        get tenantId() {
+          return als.getStore()?.id
+        },
+        get tenant() {
+          return als.getStore()?.modelSide() ?? null
+        },
+        apex: this.#apexSide,
+      }
+      this.#models = (
+        this.#registry === null ? EMPTY_MODELS : this.#registry.bind(current, this.#apexModelsObject())
+      ) as Models
+    }
     return this.#models
   }
 
@@ -296,13 +307,10 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     return this.#apexModels
   }
 
-  /** The models of a scope or transaction: tenanted ones on `db` (run as the scope), apex ones shared. */
-  scopeModels(tenantId: string, db: () => Kysely<any>, runner: PreparedRunner): Models {
+  /** The models of a scope or transaction: tenanted ones on `side` (run as the scope), apex ones shared. */
+  scopeModels(tenantId: string, side: ModelSide): Models {
     if (this.#registry === null) return EMPTY_MODELS as Models
-    return this.#registry.bind(
-      { tenantId, tenant: { db, runner }, apex: this.#apexSide },
-      this.#apexModelsObject(),
-    ) as Models
+    return this.#registry.bind({ tenantId, tenant: side, apex: this.#apexSide }, this.#apexModelsObject()) as Models
   }
 
   assertOpen(): void {
@@ -550,6 +558,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   readonly #shard: ShardinesImpl<ApexDB, TenantDB, Models>
   #db: Kysely<TenantScopeDB<TenantDB, ApexDB>> | undefined
   #models: Models | undefined
+  #modelSide: ModelSide | undefined
   #closed = false
 
   constructor(
@@ -582,15 +591,20 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
 
   get models(): Models {
     // Made on first touch: a scope that never uses models pays nothing for them.
-    this.#models ??= this.#shard.scopeModels(this.id, () => this.db, this.#runner())
+    this.#models ??= this.#shard.scopeModels(this.id, this.modelSide())
     return this.#models
   }
 
-  #runner(): PreparedRunner {
-    return {
-      run: (query, map) => this.execute(query, map),
-      first: (query) => this.executeFirst(query),
+  /** Where this scope's tenanted models run: `t.db`, and this handle's prepared path as this scope. */
+  modelSide(): ModelSide {
+    this.#modelSide ??= {
+      db: () => this.db,
+      runner: {
+        run: (query, map) => this.execute(query, map),
+        first: (query) => this.executeFirst(query),
+      },
     }
+    return this.#modelSide
   }
 
   transaction<T>(fn: (trx: TenantTransaction<TenantDB, ApexDB, Models>) => Promise<T>): Promise<T> {
@@ -603,7 +617,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
           id: this.id,
           db: trx,
           get models(): Models {
-            models ??= scope.#shard.scopeModels(scope.id, () => trx, scope.#runner())
+            models ??= scope.#shard.scopeModels(scope.id, { db: () => trx, runner: scope.modelSide().runner })
             return models
           },
         }),

@@ -219,7 +219,8 @@ export class ModelQueryImpl {
     return this.#with({ tree, treeKey: treeKey(tree) })
   }
 
-  all(): Promise<Record<string, unknown>[]> {
+  // async: a failure to find the database (no scope, a closed instance) rejects, never throws.
+  async all(): Promise<Record<string, unknown>[]> {
     return this.#load(this.#state.limit)
   }
 

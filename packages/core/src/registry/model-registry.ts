@@ -1,5 +1,5 @@
 import { type Kysely, type KyselyPlugin, sql } from 'kysely'
-import { InvalidOptionsError, NoTenantError } from '../errors.js'
+import { InvalidOptionsError } from '../errors.js'
 import type { PreparedRunner, PreparedTemplate } from '../prepared/prepared-query.js'
 import { joinedAlias } from './include-loader.js'
 import { ModelImpl } from './model.js'
@@ -33,7 +33,11 @@ export interface ModelSide {
   readonly runner: PreparedRunner
 }
 
-/** What models are bound to: the tenant side (null outside a scope) and the apex side. */
+/**
+ * What models are bound to: the tenant side (null outside a scope) and the
+ * apex side. For `shard.models` the tenant fields are getters that read the
+ * current scope at each call.
+ */
 export interface ModelBinding {
   readonly tenantId: string | undefined
   readonly tenant: ModelSide | null
@@ -114,26 +118,6 @@ export class ModelRegistry {
     }
     Object.defineProperty(models, STATE, { value: { binding, cache } })
     return Object.freeze(models)
-  }
-
-  /**
-   * The instance-level `shard.models`: apex models bound to apex; tenanted
-   * ones resolved in the current scope (`NoTenantError` outside one).
-   */
-  instanceModels(apexModels: object, currentScopeModels: () => object | undefined): object {
-    const out: Record<string, unknown> = {}
-    for (const spec of this.specs.values()) {
-      Object.defineProperty(out, spec.name, {
-        enumerable: true,
-        get: () => {
-          if (spec.kind === 'apex') return Reflect.get(apexModels, spec.name)
-          const scoped = currentScopeModels()
-          if (scoped === undefined) throw new NoTenantError(`the tenanted model shard.models.${spec.name}`)
-          return Reflect.get(scoped, spec.name)
-        },
-      })
-    }
-    return Object.freeze(out)
   }
 
   spec(name: string): ModelSpec {

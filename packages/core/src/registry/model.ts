@@ -89,12 +89,13 @@ export class ModelImpl {
   }
 
   find(id: unknown): Promise<Row | undefined> {
+    // Not async (one promise less on the hot path), so every throw becomes a rejection here.
     try {
       this.#checkKey('find', id)
+      return this.#findByKey(id)
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#findByKey(id)
   }
 
   /** Find by primary key: the seam where a prepared statement runs (see {@link #runFirst}). */
@@ -115,12 +116,15 @@ export class ModelImpl {
   }
 
   findBy(values: unknown): Promise<Row | undefined> {
-    let conditions: ReturnType<typeof conditionsOf>
     try {
-      conditions = conditionsOf(this.name, [values])
+      return this.#findBy(values)
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  #findBy(values: unknown): Promise<Row | undefined> {
+    const conditions = conditionsOf(this.name, [values])
     if (conditions.some((c) => c.op === 'in')) {
       return this.#query().where(values).first()
     }
@@ -141,7 +145,7 @@ export class ModelImpl {
     return this.#runFirst(template, args)
   }
 
-  all(): Promise<Row[]> {
+  async all(): Promise<Row[]> {
     return this.#query().all()
   }
 
