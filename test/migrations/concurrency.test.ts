@@ -5,8 +5,9 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { tempDir } from '../helpers/temp-dir.js'
-import { inspect, seedTenants, shardAt, tenantIds, writeMigrations } from './migration-fixtures.js'
+import { inspect, seedTenants, shardAt, tenantFile, tenantIds, writeMigrations } from './migration-fixtures.js'
 import { versionStamps } from './version-stamps.js'
 
 const CHILD = fileURLToPath(new URL('./children/migrate-child.ts', import.meta.url))
@@ -62,29 +63,39 @@ test('a migrate-all process killed with SIGKILL halfway leaves every tenant whol
   const dir = tempDir()
   const ids = tenantIds(300)
   await seedTenants(dir, writeMigrations(dir, 'v1', 1), ids)
-  const v2 = writeMigrations(dir, 'v2', 2, 40)
+  // Tenant 150's data makes 002 announce itself (a marker file) and then hold its
+  // transaction open: the kill is sure to land inside that tenant's migration.
+  const stuck = ids[150]!
+  const raw = new Database(tenantFile(dir, stuck))
+  raw.prepare('insert into documents (title) values (?)').run('hold')
+  raw.close()
+  const marker = path.join(dir, 'inside-transaction')
+  const v2 = writeMigrations(dir, 'v2', 2)
+  const slow = path.join(v2, '002_unique_titles.mjs')
+  fs.writeFileSync(
+    slow,
+    fs.readFileSync(slow, 'utf8').replace(
+      '  await db.schema.createIndex',
+      `  if ((await db.selectFrom('documents').select('title').execute()).some((r) => r.title === 'hold')) {
+    ;(await import('node:fs')).writeFileSync(${JSON.stringify(marker)}, '')
+    for (const end = Date.now() + 60_000; Date.now() < end; );
+  }
+  await db.schema.createIndex`,
+    ),
+  )
   const run = child(['all', dir, v2])
-  await new Promise<void>((resolve) => {
-    const check = () => {
-      if (/^done 100 /m.test(run.output())) {
-        run.proc.stdout!.off('data', check)
-        resolve()
-      }
-    }
-    run.proc.stdout!.on('data', check)
-  })
+  while (!fs.existsSync(marker)) await new Promise((r) => setTimeout(r, 5))
   run.proc.kill('SIGKILL')
   await run.exit
   const hot = fs.readdirSync(path.join(dir, 'tenants')).filter((f) => f.endsWith('-journal'))
-  t.diagnostic(`hot journals left by the kill: ${hot.length}`)
-  // Each worker spends ~95% of its time inside a migration transaction, so the kill lands in at least one.
-  assert.ok(hot.length >= 1, 'the kill interrupted at least one open migration transaction')
+  t.diagnostic(`hot journals left by the kill: ${hot.join(', ')}`)
+  assert.ok(hot.includes(`${stuck}.sqlite3-journal`), 'the kill interrupted an open migration transaction')
   const [old, latest] = [versionStamps(['001_documents']), versionStamps(['001_documents', '002_unique_titles'])]
   let atNew = 0
   for (const id of ids) {
     const tenant = inspect(dir, id)
     assert.equal(tenant.integrity, 'ok', id)
-    assert.deepEqual(tenant.documents, ['alpha', 'beta'], id)
+    assert.deepEqual(tenant.documents, id === stuck ? ['alpha', 'beta', 'hold'] : ['alpha', 'beta'], id)
     if (tenant.applied.length === 2) {
       atNew++
       assert.equal(tenant.userVersion, latest, id)
@@ -98,10 +109,13 @@ test('a migrate-all process killed with SIGKILL halfway leaves every tenant whol
       assert.ok(!tenant.tables.includes('tags'), id)
     }
   }
-  assert.ok(atNew >= 100 && atNew < 300, `killed after ${atNew} of 300`)
+  assert.equal(inspect(dir, stuck).applied.length, 1, 'the interrupted tenant was rolled back to its old version')
+  assert.ok(atNew >= 140 && atNew < 300, `killed after ${atNew} of 300`)
   const leftovers = fs.readdirSync(path.join(dir, 'tenants')).filter((f) => f.endsWith('-journal'))
   assert.deepEqual(leftovers, [], 'opening each tenant rolled back any hot journal')
 
+  // The second run finishes the job (without the hold, as after a fix).
+  fs.writeFileSync(slow, fs.readFileSync(slow, 'utf8').replace('Date.now() + 60_000', 'Date.now()'))
   const shard = shardAt(dir, v2)
   const report = await shard.migrate.all()
   assert.equal(report.failed, 0)

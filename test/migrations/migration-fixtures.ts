@@ -38,23 +38,12 @@ export async function up(db) {
 }`,
 }
 
-/**
- * Writes the first `count` migrations into `<root>/<name>` and returns the folder.
- * `slowMs` makes 002 hold its transaction open that long between two statements
- * (a long migration), so a kill lands inside a transaction.
- */
-export function writeMigrations(root: string, name: string, count: number, slowMs = 0): string {
+/** Writes the first `count` migrations into `<root>/<name>` and returns the folder. */
+export function writeMigrations(root: string, name: string, count: number): string {
   const folder = path.join(root, name)
   fs.mkdirSync(folder, { recursive: true })
   for (const [file, text] of Object.entries(MIGRATION_FILES).slice(0, count)) {
-    const body =
-      slowMs > 0 && file === '002_unique_titles'
-        ? text.replace(
-            '.execute()\n  await db.schema.createIndex',
-            `.execute()\n  for (const end = Date.now() + ${slowMs}; Date.now() < end; );\n  await db.schema.createIndex`,
-          )
-        : text
-    fs.writeFileSync(path.join(folder, `${file}.mjs`), body)
+    fs.writeFileSync(path.join(folder, `${file}.mjs`), text)
   }
   return folder
 }
