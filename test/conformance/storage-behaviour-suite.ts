@@ -948,6 +948,27 @@ export function storageBehaviourSuite(
         assert.deepEqual(filesMentioning(dir, 'new'), [])
         assert.deepEqual(filesMentioning(dir, 'copy'), [])
       })
+
+      it('close() while a scope runs: the scope’s later statements get ShardinesClosedError', {}, async () => {
+        const { shard } = await open()
+        await shard.tenants.create('acme')
+        const prepared = shard.prepare((db) => db.selectFrom('documents').selectAll())
+        const errors = await shard.withTenant('acme', async (t) => {
+          await t.db.selectFrom('documents').selectAll().execute()
+          await shard.close()
+          return {
+            't.db': await caught(() => t.db.selectFrom('documents').selectAll().execute()),
+            'shard.db()': await caught(() => shard.db().selectFrom('documents').selectAll().execute()),
+            transaction: await caught(() => t.transaction(async () => 1)),
+            prepared: await caught(() => prepared.execute()),
+            'nested withTenant': await caught(() => shard.withTenant('acme', () => 1)),
+          }
+        })
+        const wrong = Object.entries(errors)
+          .filter(([, error]) => !(error instanceof ShardinesClosedError))
+          .map(([what, error]) => `${what}: ${String(error)}`)
+        assert.deepEqual(wrong, [])
+      })
     })
   })
 }

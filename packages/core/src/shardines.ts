@@ -572,7 +572,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     this.#binding = bindHandle(lease.handle, {
       label: id,
       owner: this,
-      isClosed: () => this.#closed,
+      // A scope still running when the instance closes gets ShardinesClosedError, not the driver's "connection is not open".
+      isClosed: () => {
+        shard.assertOpen()
+        return this.#closed
+      },
       locate,
       maxAttached: shard.storage.maxAttached,
       log: shard.log,
