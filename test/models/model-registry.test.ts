@@ -40,6 +40,11 @@ test('createShardines refuses an apex model that has tenanted rows, and says why
     { Account: apex('accounts', { hasOne: { doc: ['Document', 'owner_id'] } }), Document: tenanted('documents') },
     /Model Account, hasOne relation "doc" points at the tenanted model Document/,
   )
+  // Nor may an apex row point into a tenant: which tenant's file would hold the row?
+  refused(
+    { Account: apex('accounts', { belongsTo: { doc: ['Document', 'doc_id'] } }), Document: tenanted('documents') },
+    /Model Account, belongsTo relation "doc" points at the tenanted model Document/,
+  )
 })
 
 test('createShardines refuses two models on one table, and malformed declarations', () => {
