@@ -54,6 +54,15 @@ export async function rows(): Promise<void> {
     const titles = await t.models.Document.query().select(['id', 'title']).execute()
     expectType<Equal<typeof titles, { id: number; title: string }[]>>()
 
+    // Transactions carry the same typed models.
+    await t.transaction(async (trx) => {
+      const inTrx = await trx.models.Document.find(1)
+      expectType<Equal<typeof inTrx, DocumentRow | undefined>>()
+    })
+    // mapTenants scopes too.
+    const counts = await shard.mapTenants((s) => s.models.Document.count())
+    expectType<Equal<(typeof counts)[number]['value'], number | undefined>>()
+
     // @ts-expect-error the key of plans is a string
     t.models.Plan.find(1)
     // @ts-expect-error the key of documents is a number
