@@ -57,3 +57,40 @@ test('four processes create the same tenant at once: exactly one succeeds, the f
     for (const child of children) child.process.kill('SIGKILL')
   }
 })
+
+test('a process killed with SIGKILL in the middle of a create leaves no visible tenant, and the id can be created', {
+  timeout: 30_000,
+}, async () => {
+  const { shard, dir } = await makeShard()
+  const child = spawnTsChild(new URL('./children/create-race-child.ts', import.meta.url), [dir, 'crashed'])
+  try {
+    await child.waitForLine((line) => line === 'ready')
+    child.send('go')
+    // The child's last migration waits 150 ms: kill it while the temporary database is being built.
+    await child.waitForLine((line) => line === 'building')
+    child.process.kill('SIGKILL')
+    assert.equal((await child.exited).signal, 'SIGKILL')
+  } finally {
+    child.process.kill('SIGKILL')
+  }
+  assert.ok(
+    child.lines.every((l) => !l.startsWith('{')),
+    'the child finished its create before it was killed: the test proves nothing',
+  )
+  assert.equal(await shard.tenants.exists('crashed'), false)
+  const ids: string[] = []
+  for await (const id of shard.tenants.list()) ids.push(id)
+  assert.deepEqual(ids, [])
+  await assert.rejects(
+    shard.withTenant('crashed', () => 1),
+    { code: 'TENANT_NOT_FOUND' },
+  )
+  await shard.tenants.create('crashed')
+  assert.deepEqual(await shard.withTenant('crashed', (t) => t.db.selectFrom('documents').selectAll().execute()), [])
+  // What the crash left is only a hidden temporary file beside the tenants.
+  const leftovers = snapshotTree(dir).filter(
+    (p) => p.startsWith('tenants/') && p !== 'tenants/' && p !== 'tenants/crashed.sqlite3',
+  )
+  for (const file of leftovers) assert.match(file, /^tenants\/\.creating-crashed-/)
+  await shard.close()
+})

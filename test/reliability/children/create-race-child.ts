@@ -16,6 +16,7 @@ let built = false
 const slow: Migration = {
   async up(db) {
     built = true
+    console.log('building')
     await new Promise((resolve) => setTimeout(resolve, 150))
     await db.schema.createTable('created_by').addColumn('pid', 'integer').execute()
     await db.insertInto('created_by').values({ pid: process.pid }).execute()
