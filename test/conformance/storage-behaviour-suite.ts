@@ -968,6 +968,8 @@ export function storageBehaviourSuite(
           .filter(([, error]) => !(error instanceof ShardinesClosedError))
           .map(([what, error]) => `${what}: ${String(error)}`)
         assert.deepEqual(wrong, [])
+        const { open: openHandles, pinned } = shard.stats()
+        assert.deepEqual({ open: openHandles, pinned }, { open: 0, pinned: 0 }, 'handles or pins left after close')
       })
     })
   })

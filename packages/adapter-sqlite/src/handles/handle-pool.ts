@@ -56,10 +56,12 @@ export class HandlePool {
 
   release(entry: Entry): void {
     if (--entry.refs > 0) return
-    this.#pinned--
     if (entry.idle.length > 0) {
       for (const wake of entry.idle.splice(0)) wake()
     }
+    // closeAll() already closed and forgot this entry and reset the counter: a late release must not drive it below 0.
+    if (this.#entries.get(entry.id) !== entry) return
+    this.#pinned--
     if (this.#entries.size > this.#maxOpen) this.#evictOverflow()
   }
 
