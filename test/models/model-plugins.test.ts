@@ -9,7 +9,8 @@ import { apexMigrations, tenantMigrations } from './model-fixtures.js'
 // With CamelCasePlugin the models speak camelCase, as the generated types would.
 test('models work with a result plugin (CamelCasePlugin): rows, where, includes', async () => {
   const statements: { tenantId: string; sql: string }[] = []
-  const shard = createShardines({
+  // Untyped DBs (any): this test is about runtime behaviour with the plugin.
+  const shard = createShardines<any, any>({
     storage: sqliteStorage({ dir: tempDir() }),
     migrations: { apex: apexMigrations, tenant: tenantMigrations },
     plugins: [new CamelCasePlugin()],

@@ -152,7 +152,7 @@ describe('prepared queries', () => {
       { title: 'acme doc 2', email: 'bob@apex.test' },
     ])
     assert.throws(
-      () => shard.prepare((db) => db.insertInto('apex.accounts').values({ email: 'evil@x.test' })),
+      () => shard.prepare((db) => db.insertInto('apex.accounts').values({ email: 'evil@x.test' } as never)),
       ReadOnlyAttachmentError,
     )
     assert.throws(() => shard.prepare((db) => db.deleteFrom('apex.accounts')), ReadOnlyAttachmentError)
