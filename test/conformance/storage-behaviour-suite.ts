@@ -513,6 +513,7 @@ export function storageBehaviourSuite(
           'tenants.backup': (id) => shard.tenants.backup(id as string, path.join(backupDir, 'copy.sqlite3')),
           'tenants.fork (from)': (id) => shard.tenants.fork(id as string, 'fork-target'),
           'tenants.fork (to)': (id) => shard.tenants.fork('good', id as string),
+          'migrate.tenant': (id) => shard.migrate.tenant(id as string),
           withTenants: (id) => shard.withTenants([id as string], () => 'ran'),
           'withTenants (after a good id)': (id) => shard.withTenants(['good', id as string], () => 'ran'),
         }

@@ -4,14 +4,14 @@
 import * as fs from 'node:fs'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines } from '@shardines/core'
-import { tenantMigrations } from '../../helpers/fixtures.js'
+import { type ApexDB, type TenantDB, tenantMigrations } from '../../helpers/fixtures.js'
 
 // Never outlive a parent that stopped watching (a failed or timed-out test).
 setTimeout(() => process.exit(3), 60_000).unref()
 
 const [dir, count, maxOpen] = process.argv.slice(2)
 const warnings: string[] = []
-const shard = createShardines<unknown, { documents: { id: number; title: string } }>({
+const shard = createShardines<ApexDB, TenantDB>({
   storage: sqliteStorage({ dir: dir!, maxOpen: Number(maxOpen), onWarning: (message) => warnings.push(message) }),
   migrations: { tenant: tenantMigrations },
 })

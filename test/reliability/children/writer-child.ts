@@ -3,13 +3,13 @@
 // transaction survived. Usage: writer-child.ts <dir> <tenantId> <journalMode>
 import { sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines } from '@shardines/core'
-import { tenantMigrations } from '../../helpers/fixtures.js'
+import { type ApexDB, type TenantDB, tenantMigrations } from '../../helpers/fixtures.js'
 
 // Never outlive a parent that stopped watching (a failed or timed-out test).
 setTimeout(() => process.exit(3), 60_000).unref()
 
 const [dir, id, journalMode] = process.argv.slice(2)
-const shard = createShardines<unknown, { documents: { id: number; title: string; status: string } }>({
+const shard = createShardines<ApexDB, TenantDB>({
   storage: sqliteStorage({ dir: dir!, journalMode: journalMode as 'wal' | 'delete' }),
   migrations: { tenant: tenantMigrations },
 })
