@@ -1,6 +1,6 @@
 // Serves requests over more tenants than the process has file descriptors for.
 // Run under `ulimit -n 256` with a maxOpen far above that; prints one JSON line.
-// Usage: fd-limit-child.ts <dir> <tenantCount> <maxOpen>
+// Usage: fd-limit-child.ts <dir> <tenantCount> <maxOpen> <journalMode>
 import * as fs from 'node:fs'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines } from '@shardines/core'
@@ -9,10 +9,15 @@ import { type ApexDB, type TenantDB, tenantMigrations } from '../../helpers/fixt
 // Never outlive a parent that stopped watching (a failed or timed-out test).
 setTimeout(() => process.exit(3), 60_000).unref()
 
-const [dir, count, maxOpen] = process.argv.slice(2)
+const [dir, count, maxOpen, journalMode] = process.argv.slice(2)
 const warnings: string[] = []
 const shard = createShardines<ApexDB, TenantDB>({
-  storage: sqliteStorage({ dir: dir!, maxOpen: Number(maxOpen), onWarning: (message) => warnings.push(message) }),
+  storage: sqliteStorage({
+    dir: dir!,
+    maxOpen: Number(maxOpen),
+    journalMode: journalMode as 'wal' | 'delete',
+    onWarning: (message) => warnings.push(message),
+  }),
   migrations: { tenant: tenantMigrations },
 })
 const limit = Number(/Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1])
