@@ -5,12 +5,8 @@ import { test } from 'node:test'
 import { createShardines } from '@shardines/core'
 import { sql } from 'kysely'
 import { spawnTsChild } from '../helpers/child-process.js'
-import { sqliteFactory, tenantMigrations } from '../helpers/fixtures.js'
+import { type ApexDB, sqliteFactory, type TenantDB, tenantMigrations } from '../helpers/fixtures.js'
 import { tempDir } from '../helpers/temp-dir.js'
-
-interface TenantDB {
-  documents: { id: number; title: string; status: string }
-}
 
 for (const journalMode of ['delete', 'wal'] as const) {
   test(`SIGKILL during writes (${journalMode} journal): every reported commit survives, none is torn`, {
@@ -38,7 +34,7 @@ for (const journalMode of ['delete', 'wal'] as const) {
     const reported = child.lines.filter((l) => l.startsWith('committed ')).map((l) => Number(l.slice(10)))
     assert.ok(reported.length >= 151)
 
-    const shard = createShardines<unknown, TenantDB>({
+    const shard = createShardines<ApexDB, TenantDB>({
       storage: sqliteFactory(dir, { journalMode }),
       migrations: { tenant: tenantMigrations },
     })
@@ -60,5 +56,54 @@ for (const journalMode of ['delete', 'wal'] as const) {
       survivors.map((_, i) => i),
     )
     assert.ok(survivors.length - reported.length <= 1)
+  })
+}
+
+for (const journalMode of ['delete', 'wal'] as const) {
+  test(`two writer processes on one tenant (${journalMode} journal), both killed: no busy errors, every reported commit survives`, {
+    timeout: 60_000,
+  }, async () => {
+    const dir = tempDir()
+    const setup = createShardines({
+      storage: sqliteFactory(dir, { journalMode }),
+      migrations: { tenant: tenantMigrations },
+    })
+    await setup.tenants.create('shared')
+    await setup.close()
+    const writers = [1, 2].map((w) =>
+      spawnTsChild(new URL('./children/writer-child.ts', import.meta.url), [dir, 'shared', journalMode, String(w)]),
+    )
+    try {
+      await Promise.all(writers.map((child) => child.waitForLine((line) => line === 'committed 100', 45_000)))
+    } finally {
+      for (const child of writers) child.process.kill('SIGKILL')
+    }
+    for (const child of writers) {
+      const { signal } = await child.exited
+      assert.equal(signal, 'SIGKILL', `a writer ended on its own (a busy error?):\n${child.stderr()}`)
+    }
+    const shard = createShardines<ApexDB, TenantDB>({
+      storage: sqliteFactory(dir, { journalMode }),
+      migrations: { tenant: tenantMigrations },
+    })
+    const rows = await shard.withTenant('shared', (t) =>
+      t.db.selectFrom('documents').select(['title', 'status', 'owner_id']).execute(),
+    )
+    await shard.close()
+    writers.forEach((child, i) => {
+      const writer = i + 1
+      const reported = child.lines.filter((l) => l.startsWith('committed ')).map((l) => Number(l.slice(10)))
+      const parts = new Map<number, string[]>()
+      for (const row of rows.filter((r) => r.owner_id === writer)) {
+        parts.set(Number(row.title), [...(parts.get(Number(row.title)) ?? []), row.status])
+      }
+      assert.deepEqual(
+        reported.filter((n) => !parts.has(n)),
+        [],
+        `writer ${writer} lost reported commits`,
+      )
+      for (const [n, got] of parts)
+        assert.deepEqual(got.sort(), ['a', 'b', 'c'], `writer ${writer}: transaction ${n} is torn`)
+    })
   })
 }
