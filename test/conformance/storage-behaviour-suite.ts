@@ -21,6 +21,7 @@ import {
   MigrationError,
   NoTenantError,
   ShardinesClosedError,
+  ShardinesError,
   type ShardinesLogEvent,
   TenantExistsError,
   TenantNotFoundError,
@@ -256,6 +257,41 @@ export function storageBehaviourSuite(
         })
         assert.deepEqual(result, ['inner', 'third', 'inner', 'outer', 'outer'])
         assert.equal(shard.currentTenant(), undefined)
+        await shard.close()
+      })
+
+      it('a nested scope of a tenant inside that tenant’s open transaction joins it instead of waiting forever', {
+        timeout: 10_000,
+      }, async () => {
+        const { shard } = await open()
+        await shard.tenants.create('acme')
+        await shard.tenants.create('beta')
+        const outcome = await shard
+          .withTenant('acme', (t) =>
+            t.transaction(async (trx) => {
+              await trx.db.insertInto('documents').values({ title: 'in tx' }).execute()
+              // The enclosing scope awaits the nested one: waiting for its transaction would never end.
+              const seen = await shard.withTenant('acme', (inner) =>
+                inner.db.selectFrom('documents').select('title').execute(),
+              )
+              assert.deepEqual(seen, [{ title: 'in tx' }])
+              const deeper = await shard.withTenant('beta', () =>
+                shard.withTenant('acme', async (inner) => {
+                  await inner.db.insertInto('documents').values({ title: 'nested write' }).execute()
+                  return inner.db.selectFrom('documents').select('title').orderBy('id').execute()
+                }),
+              )
+              assert.deepEqual(deeper, [{ title: 'in tx' }, { title: 'nested write' }])
+              // A second BEGIN cannot nest: refused at once rather than left waiting.
+              const nested = await caught(() => shard.withTenant('acme', (inner) => inner.transaction(async () => 1)))
+              assert.ok(nested instanceof ShardinesError && /enclosing/.test(nested.message), String(nested))
+              throw new Error('roll back')
+            }),
+          )
+          .catch((error: Error) => error.message)
+        assert.equal(outcome, 'roll back')
+        // The nested write was part of the enclosing transaction, so it rolled back with it.
+        assert.deepEqual(await titlesIn(shard, 'acme'), [])
         await shard.close()
       })
 

@@ -386,7 +386,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     assertTenantId(id)
     if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
     const lease = await this.acquire(id, true)
-    const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(this, id, lease, this.#locate)
+    const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(this, id, lease, this.#locate, this.#als.getStore())
     try {
       return await this.#als.run(scope, fn, scope)
     } finally {
@@ -554,6 +554,9 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
 /** The scope object behind `withTenant`: a value bound to one tenant's pinned handle. */
 class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB, ApexDB, Models> {
   readonly id: string
+  /** The scope this one runs inside (any tenant), and this scope's handle: to find enclosing scopes of the same tenant. */
+  readonly parent: TenantScopeImpl<TenantDB, ApexDB, Models> | undefined
+  readonly handle: StorageHandle
   readonly #binding: HandleBinding
   readonly #shard: ShardinesImpl<ApexDB, TenantDB, Models>
   #db: Kysely<TenantScopeDB<TenantDB, ApexDB>> | undefined
@@ -566,10 +569,17 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     id: string,
     lease: TenantLease,
     locate: (schema: string) => string,
+    parent: TenantScopeImpl<TenantDB, ApexDB, Models> | undefined,
   ) {
     this.id = id
     this.#shard = shard
+    this.parent = parent
+    this.handle = lease.handle
+    // Enclosing scopes of this tenant await this one: their open transaction is ours to join.
+    let enclosing: Set<object> | undefined
+    for (let p = parent; p !== undefined; p = p.parent) if (p.handle === lease.handle) (enclosing ??= new Set()).add(p)
     this.#binding = bindHandle(lease.handle, {
+      enclosing,
       label: id,
       owner: this,
       // A scope still running when the instance closes gets ShardinesClosedError, not the driver's "connection is not open".

@@ -1,6 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type Driver, type QueryResult, type TransactionSettings } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
-import { AttachLimitError, ShardinesError, TenantScopeClosedError } from '../errors.js'
+import { AttachLimitError, InvalidOptionsError, ShardinesError, TenantScopeClosedError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { endTransaction, type HandleState, stateOf, whenNoTransaction } from './handle-state.js'
 import type { QueryLogger } from './query-log.js'
@@ -36,6 +36,19 @@ export interface HandleBinding {
    * waits out `busy_timeout` synchronously, freezing the event loop.
    */
   readonly readsOthersOnly?: boolean
+  /**
+   * Owner tokens of the scopes that enclose this one on the same handle. The
+   * enclosing scope is awaiting this one, so its open transaction is this
+   * scope's too: statements join it (waiting for it would never end), and a
+   * second BEGIN is refused rather than left waiting.
+   */
+  readonly enclosing?: ReadonlySet<object> | undefined
+}
+
+/** Whether `owner` must wait for the open transaction before running a statement. */
+function mustWait(binding: HandleBinding, owner: object): boolean {
+  const txOwner = binding.state.txOwner
+  return txOwner !== null && txOwner !== owner && binding.enclosing?.has(txOwner) !== true
 }
 
 export function bindHandle(handle: StorageHandle, options: Omit<HandleBinding, 'handle' | 'state'>): HandleBinding {
@@ -64,9 +77,7 @@ export class ScopedConnection implements DatabaseConnection {
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     const binding = this.#binding
     if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-    while (binding.state.txOwner !== null && binding.state.txOwner !== this.#owner) {
-      await whenNoTransaction(binding.state)
-    }
+    while (mustWait(binding, this.#owner)) await whenNoTransaction(binding.state)
     const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
     if (schemas !== undefined) await this.#attachMissing(schemas)
     if (binding.readsOthersOnly) {
@@ -91,7 +102,14 @@ export class ScopedConnection implements DatabaseConnection {
       await this.#run(`savepoint shardines_${state.savepoints}`)
       return
     }
-    while (state.txOwner !== null) await whenNoTransaction(state)
+    while (state.txOwner !== null) {
+      if (this.#binding.enclosing?.has(state.txOwner)) {
+        throw new InvalidOptionsError(
+          `A transaction on "${this.#binding.label}" is already open in an enclosing scope; a nested scope cannot begin another (it would wait for the enclosing one forever). Run this work in the enclosing transaction.`,
+        )
+      }
+      await whenNoTransaction(state)
+    }
     if (this.#binding.isClosed?.()) throw new TenantScopeClosedError(this.#binding.label)
     state.txOwner = this.#owner
     try {
@@ -136,7 +154,7 @@ export class ScopedConnection implements DatabaseConnection {
   /** Attaches a schema explicitly (for raw `sql`, which the compiler cannot read). */
   async attach(schema: string): Promise<void> {
     const { state } = this.#binding
-    while (state.txOwner !== null && state.txOwner !== this.#owner) await whenNoTransaction(state)
+    while (mustWait(this.#binding, this.#owner)) await whenNoTransaction(state)
     await this.#attachMissing([schema])
   }
 
@@ -222,8 +240,7 @@ const firstRow = <R>(result: QueryResult<R>): R | undefined => result.rows[0]
  */
 function mayRun(binding: HandleBinding, owner: object, query: CompiledQuery): Promise<void> | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-  const txOwner = binding.state.txOwner
-  if (txOwner !== null && txOwner !== owner) return whenNoTransaction(binding.state)
+  if (mustWait(binding, owner)) return whenNoTransaction(binding.state)
   const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
   if (schemas === undefined) return undefined
   // An asynchronous adapter attaches asynchronously; the statement runs after it.
