@@ -20,7 +20,8 @@ export {
   TenantScopeClosedError,
   UnknownSchemaError,
 } from './errors.js'
-export { rebuildOutcome, serializeError, serializeOutcome } from './migration/migrate-all.js'
+// For storage adapters' worker runners: what a worker posts back (core rebuilds the MigrationError).
+export { serializeError, serializeOutcome } from './migration/migrate-all.js'
 export type { MigrateAllOptions, MigrateApi, MigrationStatusOptions } from './migration/migrate-api.js'
 export type {
   MigrationReport,
