@@ -1,6 +1,5 @@
 // The public surface of @shardines/core, chosen by hand (see STYLE.md §17).
 
-export type { Params, PreparedQuery, PreparedArgs } from './prepared/prepared-query.js'
 export type { ShardinesLogConfig, ShardinesLogEvent } from './connection/query-log.js'
 export {
   AttachLimitError,
@@ -20,6 +19,17 @@ export {
   TenantScopeClosedError,
   UnknownSchemaError,
 } from './errors.js'
+export type {
+  HonoContextLike,
+  HonoTenantMiddleware,
+  HonoTenantResolver,
+  NodeResponseLike,
+  NodeTenantMiddleware,
+  TenantErrorBody,
+  TenantMiddlewareOptions,
+} from './http/middleware.js'
+export type { FetchRequestLike, NodeRequestLike, TenantRequest } from './http/tenant-request.js'
+export { firstOf, fromHeader, fromPathPrefix, fromSubdomain, type TenantResolver } from './http/tenant-resolvers.js'
 // For storage adapters' worker runners: what a worker posts back (core rebuilds the MigrationError).
 export { serializeError, serializeOutcome } from './migration/migrate-all.js'
 export type { MigrateAllOptions, MigrateApi, MigrationStatusOptions } from './migration/migrate-api.js'
@@ -38,17 +48,7 @@ export {
   type NamedMigration,
 } from './migration/migration-source.js'
 export { type MigrationOutcome, runMigrations } from './migration/run-migrations.js'
-export type {
-  HonoContextLike,
-  HonoTenantMiddleware,
-  HonoTenantResolver,
-  NodeResponseLike,
-  NodeTenantMiddleware,
-  TenantErrorBody,
-  TenantMiddlewareOptions,
-} from './http/middleware.js'
-export type { FetchRequestLike, NodeRequestLike, TenantRequest } from './http/tenant-request.js'
-export { firstOf, fromHeader, fromPathPrefix, fromSubdomain, type TenantResolver } from './http/tenant-resolvers.js'
+export type { Params, PreparedArgs, PreparedQuery } from './prepared/prepared-query.js'
 export {
   apex,
   type DefinedModels,
