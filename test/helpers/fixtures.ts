@@ -1,4 +1,4 @@
-import { sqliteStorage, type SqliteStorageOptions } from '@shardines/adapter-sqlite'
+import { type SqliteStorageOptions, sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines, type ShardinesOptions, type StorageAdapter } from '@shardines/core'
 import type { Generated, Migration } from 'kysely'
 import { tempDir } from './temp-dir.js'
@@ -61,7 +61,10 @@ export const sqliteFactory: StorageFactory = (dir, options) => sqliteStorage({ d
 
 /** A Shardines instance on a fresh temp folder with the fixture schema, apex migrated. */
 export async function makeShard(
-  options: Partial<ShardinesOptions> & { storageOptions?: Partial<SqliteStorageOptions>; factory?: StorageFactory } = {},
+  options: Partial<ShardinesOptions> & {
+    storageOptions?: Partial<SqliteStorageOptions>
+    factory?: StorageFactory
+  } = {},
 ) {
   const dir = tempDir()
   const { storageOptions, factory = sqliteFactory, ...rest } = options

@@ -577,7 +577,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     this.handle = lease.handle
     // Enclosing scopes of this tenant await this one: their open transaction is ours to join.
     let enclosing: Set<object> | undefined
-    for (let p = parent; p !== undefined; p = p.parent) if (p.handle === lease.handle) (enclosing ??= new Set()).add(p)
+    for (let p = parent; p !== undefined; p = p.parent) {
+      if (p.handle !== lease.handle) continue
+      enclosing ??= new Set()
+      enclosing.add(p)
+    }
     this.#binding = bindHandle(lease.handle, {
       enclosing,
       label: id,

@@ -165,7 +165,10 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
       try {
         next(error)
       } catch (thrown) {
-        if (error === undefined) return pass(thrown)
+        if (error === undefined) {
+          pass(thrown)
+          return
+        }
         if (!res.headersSent) {
           res.statusCode = 500
           res.end()
