@@ -14,7 +14,7 @@ interface ApexDB {
   accounts: { id: Generated<number>; email: string; plan: string }
 }
 interface TenantDB {
-  documents: { id: Generated<number>; title: string; owner_id: number; status: string }
+  documents: { id: Generated<number>; title: string; owner_id: number; status: Generated<string> }
 }
 
 const apexMigrations: Record<string, Migration> = {
@@ -98,10 +98,11 @@ const joined = await shard.withTenant('acme', (t) =>
 console.log('acme documents with their owners from apex:')
 console.table(joined)
 
-// Writes to apex from a tenant scope are refused before SQLite sees them.
+// Writes to apex from a tenant scope do not compile (apex.* is typed read-only), and from
+// plain JavaScript they are refused before SQLite sees them.
 await shard.withTenant('acme', async (t) => {
   try {
-    await t.db.updateTable('apex.accounts').set({ plan: 'enterprise' }).execute()
+    await t.db.updateTable('apex.accounts').set({ plan: 'enterprise' } as never).execute()
   } catch (error) {
     console.log(`refused as expected: ${(error as Error).message}`)
   }
