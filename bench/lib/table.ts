@@ -47,5 +47,11 @@ export function bar(value: number, limit: number, label: string): string {
 
 /** A header line naming the machine, so figures are read in context. */
 export function printHeader(name: string): void {
-  console.log(`# ${name}  (node ${process.version}, ${process.platform}, ${os.availableParallelism()} cores)`)
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')
+  console.log(
+    `# ${name}  (node ${process.version}, ${process.platform}, ${os.availableParallelism()} cores, load average ${load})`,
+  )
 }
