@@ -102,7 +102,10 @@ console.table(joined)
 // plain JavaScript they are refused before SQLite sees them.
 await shard.withTenant('acme', async (t) => {
   try {
-    await t.db.updateTable('apex.accounts').set({ plan: 'enterprise' } as never).execute()
+    await t.db
+      .updateTable('apex.accounts')
+      .set({ plan: 'enterprise' } as never)
+      .execute()
   } catch (error) {
     console.log(`refused as expected: ${(error as Error).message}`)
   }
