@@ -1,65 +1,21 @@
 /**
- * The benchmark schema (the same as test/helpers/fixtures.ts: two apex tables,
- * two tenant migrations) and temp folders that are removed when the process exits.
+ * The benchmark schema (test/helpers/fixture-schema.ts, shared with the tests:
+ * two apex tables, two tenant migrations) and temp folders that are removed when the process exits.
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { type SqliteStorageOptions, sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines, type Shardines } from '@shardines/core'
-import type { Generated, Migration } from 'kysely'
 
-export interface ApexDB {
-  accounts: { id: Generated<number>; email: string; plan: Generated<string> }
-  plans: { id: string; name: string }
-}
+export {
+  type ApexDB,
+  apexMigrations,
+  type TenantDB,
+  tenantMigrations,
+} from '../../test/helpers/fixture-schema.js'
 
-export interface TenantDB {
-  documents: { id: Generated<number>; title: string; owner_id: number | null; status: Generated<string> }
-  comments: { id: Generated<number>; document_id: number; body: string }
-}
-
-export const apexMigrations: Record<string, Migration> = {
-  '001_accounts': {
-    async up(db) {
-      await db.schema
-        .createTable('accounts')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('email', 'text', (c) => c.notNull())
-        .addColumn('plan', 'text', (c) => c.notNull().defaultTo('free'))
-        .execute()
-      await db.schema
-        .createTable('plans')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .execute()
-    },
-  },
-}
-
-export const tenantMigrations: Record<string, Migration> = {
-  '001_documents': {
-    async up(db) {
-      await db.schema
-        .createTable('documents')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('title', 'text', (c) => c.notNull())
-        .addColumn('owner_id', 'integer')
-        .addColumn('status', 'text', (c) => c.notNull().defaultTo('open'))
-        .execute()
-    },
-  },
-  '002_comments': {
-    async up(db) {
-      await db.schema
-        .createTable('comments')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('document_id', 'integer', (c) => c.notNull().references('documents.id'))
-        .addColumn('body', 'text', (c) => c.notNull())
-        .execute()
-    },
-  },
-}
+import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from '../../test/helpers/fixture-schema.js'
 
 /** The raw DDL the two tenant migrations produce (for raw better-sqlite3 baselines). */
 export const TENANT_DDL = [

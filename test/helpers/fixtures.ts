@@ -1,59 +1,9 @@
 import { type SqliteStorageOptions, sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines, type ShardinesOptions, type StorageAdapter } from '@shardines/core'
-import type { Generated, Migration } from 'kysely'
+import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from './fixture-schema.js'
 import { tempDir } from './temp-dir.js'
 
-export interface ApexDB {
-  accounts: { id: Generated<number>; email: string; plan: Generated<string> }
-  plans: { id: string; name: string }
-}
-
-export interface TenantDB {
-  documents: { id: Generated<number>; title: string; owner_id: number | null; status: Generated<string> }
-  comments: { id: Generated<number>; document_id: number; body: string }
-}
-
-export const apexMigrations: Record<string, Migration> = {
-  '001_accounts': {
-    async up(db) {
-      await db.schema
-        .createTable('accounts')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('email', 'text', (c) => c.notNull())
-        .addColumn('plan', 'text', (c) => c.notNull().defaultTo('free'))
-        .execute()
-      await db.schema
-        .createTable('plans')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .execute()
-    },
-  },
-}
-
-export const tenantMigrations: Record<string, Migration> = {
-  '001_documents': {
-    async up(db) {
-      await db.schema
-        .createTable('documents')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('title', 'text', (c) => c.notNull())
-        .addColumn('owner_id', 'integer')
-        .addColumn('status', 'text', (c) => c.notNull().defaultTo('open'))
-        .execute()
-    },
-  },
-  '002_comments': {
-    async up(db) {
-      await db.schema
-        .createTable('comments')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('document_id', 'integer', (c) => c.notNull().references('documents.id'))
-        .addColumn('body', 'text', (c) => c.notNull())
-        .execute()
-    },
-  },
-}
+export { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from './fixture-schema.js'
 
 export type StorageFactory = (dir: string, options?: Partial<SqliteStorageOptions>) => StorageAdapter
 
