@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { InvalidOptionsError } from '@shardines/core'
 import { makeShard } from '../helpers/fixtures.js'
 
 test('create a tenant, write and read in its scope, join apex', async () => {
@@ -18,5 +19,20 @@ test('create a tenant, write and read in its scope, join apex', async () => {
   })
   assert.deepEqual(rows, [{ title: 'hello', email: 'a@x.test' }])
   assert.equal(shard.currentTenant(), undefined)
+  await shard.close()
+})
+
+test('destroying a tenant from inside its own scope is refused at once instead of waiting for itself', async () => {
+  const { shard } = await makeShard()
+  await shard.tenants.create('acme')
+  await shard.tenants.create('globex')
+  await shard.withTenant('acme', async () => {
+    await assert.rejects(shard.tenants.destroy('acme'), /inside a scope of tenant "acme"/)
+    // Nested inside another tenant's scope it is still refused.
+    await shard.withTenant('globex', () => assert.rejects(shard.tenants.destroy('acme'), InvalidOptionsError))
+    // Another tenant can be destroyed from here.
+    assert.equal(await shard.tenants.destroy('globex'), true)
+  })
+  assert.equal(await shard.tenants.exists('acme'), true)
   await shard.close()
 })

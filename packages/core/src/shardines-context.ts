@@ -19,4 +19,6 @@ export interface ShardinesContext {
   acquire(tenantId: string, ready: boolean): Promise<TenantLease>
   /** Throws `ShardinesClosedError` after `close()`. */
   assertOpen(): void
+  /** Whether the calling code runs inside a scope of `tenantId` (directly or nested). */
+  insideScopeOf(tenantId: string): boolean
 }

@@ -333,6 +333,13 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     if (this.#closed) throw new ShardinesClosedError()
   }
 
+  insideScopeOf(tenantId: string): boolean {
+    for (let scope = this.#als.getStore(); scope !== undefined; scope = scope.parent) {
+      if (scope.id === tenantId) return true
+    }
+    return false
+  }
+
   migrationSets(): Promise<{ apex: MigrationSet; tenant: MigrationSet }> {
     this.#sets ??= (async () => {
       const [apex, tenant] = await Promise.all([

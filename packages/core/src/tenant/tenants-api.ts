@@ -1,3 +1,4 @@
+import { InvalidOptionsError } from '../errors.js'
 import { runMigrations } from '../migration/run-migrations.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import { APEX } from '../storage/storage-adapter.js'
@@ -49,6 +50,12 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
     async destroy(id: string): Promise<boolean> {
       ctx.assertOpen()
       assertTenantId(id)
+      if (ctx.insideScopeOf(id)) {
+        // destroy waits for the tenant's scopes to end, and the caller is one of them.
+        throw new InvalidOptionsError(
+          `tenants.destroy("${id}") was called inside a scope of tenant "${id}" and would wait for itself forever. Call it outside withTenant("${id}", …).`,
+        )
+      }
       return ctx.storage.destroy(id)
     },
     async backup(id: string, destPath: string): Promise<void> {
