@@ -36,3 +36,13 @@ test('destroying a tenant from inside its own scope is refused at once instead o
   assert.equal(await shard.tenants.exists('acme'), true)
   await shard.close()
 })
+
+test('migrate.tenant inside a scope of the same tenant is refused at once', async () => {
+  const { shard } = await makeShard()
+  await shard.tenants.create('acme')
+  await shard.withTenant('acme', (t) =>
+    t.transaction(() => assert.rejects(shard.migrate.tenant('acme'), /inside a scope of tenant "acme"/)),
+  )
+  assert.equal((await shard.migrate.tenant('acme')).status, 'up-to-date')
+  await shard.close()
+})

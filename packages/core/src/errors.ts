@@ -29,6 +29,9 @@ export interface ShardinesErrorOptions {
   tenantId?: string | undefined
 }
 
+/** A tenant id's shape (labels such as `withTenants(a, b)` do not match). */
+const TENANT_ID_SHAPE = /^[a-z0-9][a-z0-9_-]{0,63}$/
+
 /** The base class of every error Shardines throws. */
 export class ShardinesError extends Error {
   readonly code: ShardinesErrorCode
@@ -102,17 +105,19 @@ export class RecordNotFoundError extends ShardinesError {
 export class ReadOnlyAttachmentError extends ShardinesError {
   readonly schema: string
   readonly table: string | undefined
-  constructor(schema: string, table: string | undefined, tenantId: string | undefined) {
+  /** `scope` is the tenant id of a `withTenant` scope, or a label such as `withTenants(a, b)`. */
+  constructor(schema: string, table: string | undefined, scope: string | undefined) {
     const target = table ? `"${schema}"."${table}"` : `"${schema}"`
     const hint =
       schema === 'apex'
         ? 'Write to apex through shard.apex or an apex model.'
         : `Write to tenant "${schema}" inside shard.withTenant("${schema}", fn).`
-    super(
-      'READ_ONLY_ATTACHMENT',
-      `Refused a write to ${target}${tenantId ? ` from tenant "${tenantId}"'s scope` : ''}: attached databases are read-only. ${hint}`,
-      { tenantId },
-    )
+    const tenantId = scope !== undefined && TENANT_ID_SHAPE.test(scope) ? scope : undefined
+    const from =
+      tenantId !== undefined ? ` from tenant "${tenantId}"'s scope` : scope !== undefined ? ` from ${scope}` : ''
+    super('READ_ONLY_ATTACHMENT', `Refused a write to ${target}${from}: attached databases are read-only. ${hint}`, {
+      tenantId,
+    })
     this.schema = schema
     this.table = table
   }
@@ -191,7 +196,8 @@ export class InvalidOptionsError extends ShardinesError {
 /** A query named a schema that is not available in this scope. */
 export class UnknownSchemaError extends ShardinesError {
   readonly schema: string
-  constructor(schema: string, allowed: readonly string[], tenantId: string | undefined) {
+  constructor(schema: string, allowed: readonly string[], scope: string | undefined) {
+    const tenantId = scope !== undefined && TENANT_ID_SHAPE.test(scope) ? scope : undefined
     super(
       'UNKNOWN_SCHEMA',
       `The query names schema "${schema}", which is not available here (available: ${allowed.join(', ') || 'none'}). Other tenants' tables are reachable only inside shard.withTenants([...ids], fn).`,

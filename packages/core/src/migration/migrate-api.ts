@@ -64,6 +64,12 @@ export function createMigrateApi(ctx: ShardinesContext, sources: MigrationSource
     async tenant(id: string): Promise<MigrationOutcome> {
       ctx.assertOpen()
       assertTenantId(id)
+      if (ctx.insideScopeOf(id)) {
+        // Its transaction would queue behind the caller's own scope (and its open transaction, if any).
+        throw new InvalidOptionsError(
+          `migrate.tenant("${id}") was called inside a scope of tenant "${id}"; migrate it outside withTenant("${id}", …) (a scope of a behind tenant is migrated on open by migrateOnOpen: 'lazy').`,
+        )
+      }
       const outcome = await migrateTenantHere(ctx, id)
       if (outcome.error) throw outcome.error
       return outcome
