@@ -1,16 +1,7 @@
 /** A seeded Zipf sampler: rank k (1-based) is drawn with probability ∝ 1 / k^s. */
 
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// The seeded PRNG is the tests' (mulberry32), so benchmarks and tests draw alike.
+export { seededRandom } from '../../test/helpers/async-helpers.js'
 
 /**
  * Returns a function drawing indexes in `[0, n)` with Zipf(`s`) popularity

@@ -127,3 +127,13 @@ export async function attachedNames(db: Kysely<never> | Kysely<any>): Promise<st
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
+
+/** Apex seeded, with an index and a view (DDL targets to aim at), and tenant acme seeded. */
+export async function setupWithApexIndexAndView() {
+  const { shard, log } = await makeAttachShard()
+  await seedApex(shard)
+  await shard.apex.schema.createIndex('accounts_email').on('accounts').column('email').execute()
+  await sql`create view paid as select * from accounts where plan != 'free'`.execute(shard.apex)
+  await seedTenant(shard, 'acme')
+  return { shard, log }
+}

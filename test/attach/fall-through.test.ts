@@ -5,16 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Kysely, sql } from 'kysely'
-import { attachedNames, makeAttachShard, seedApex, seedTenant } from './attach-helpers.js'
-
-async function setup() {
-  const { shard, log } = await makeAttachShard()
-  await seedApex(shard)
-  await shard.apex.schema.createIndex('accounts_email').on('accounts').column('email').execute()
-  await sql`create view paid as select * from accounts where plan != 'free'`.execute(shard.apex)
-  await seedTenant(shard, 'acme')
-  return { shard, log }
-}
+import { attachedNames, seedTenant, setupWithApexIndexAndView as setup } from './attach-helpers.js'
 
 async function apexSchema(apex: Kysely<any>) {
   const { rows } = await sql`select type, name, sql from sqlite_master order by type, name`.execute(apex)

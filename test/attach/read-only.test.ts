@@ -5,16 +5,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ReadOnlyAttachmentError, ShardinesError } from '@shardines/core'
 import { type Compilable, type Kysely, sql } from 'kysely'
-import { attachedNames, makeAttachShard, seedApex, seedTenant } from './attach-helpers.js'
-
-async function setup() {
-  const { shard, log } = await makeAttachShard()
-  await seedApex(shard)
-  await shard.apex.schema.createIndex('accounts_email').on('accounts').column('email').execute()
-  await sql`create view paid as select * from accounts where plan != 'free'`.execute(shard.apex)
-  await seedTenant(shard, 'acme')
-  return { shard, log }
-}
+import { attachedNames, setupWithApexIndexAndView as setup } from './attach-helpers.js'
 
 /** Everything that could change in apex: rows, and the schema (tables, indexes, views and their SQL). */
 async function apexSnapshot(apex: Kysely<any>) {
