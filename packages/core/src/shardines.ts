@@ -32,7 +32,8 @@ import type { NodeRequestLike } from './http/tenant-request.js'
 import type { TenantResolver } from './http/tenant-resolvers.js'
 import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
-import { readAppliedMigrations, readVersionStamp, runMigrations } from './migration/run-migrations.js'
+import { appliedMigrations } from './migration/migration-status.js'
+import { readVersionStamp, runMigrations } from './migration/run-migrations.js'
 import { compilePrepared, createPreparedQuery, type Params, type PreparedQuery } from './prepared/prepared-query.js'
 import type { DefinedModels, MODEL_DB_TYPES, ModelDeclarations } from './registry/model-declaration.js'
 import {
@@ -240,17 +241,7 @@ const COMPILE_ONLY_HANDLE: StorageHandle = Object.freeze({
   clearStatementCache: () => undefined,
 })
 
-const COMPILE_ONLY: HandleBinding = bindHandle(COMPILE_ONLY_HANDLE, {
-  label: 'prepare',
-  owner: null,
-  isClosed: null,
-  locate: () => {
-    throw new InvalidOptionsError('prepare(build) never attaches.')
-  },
-  maxAttached: 0,
-  log: null,
-  nestedTransactions: false,
-})
+const COMPILE_ONLY: HandleBinding = bindHandle(COMPILE_ONLY_HANDLE, { label: 'prepare' })
 
 class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, TenantDB, Models>, ShardinesContext {
   readonly storage: StorageAdapter
@@ -380,25 +371,12 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     const stamp = await readVersionStamp(lease.handle)
     if (stamp === tenant.latestStamp) return
     if (this.migrateOnOpen === 'check') {
-      const binding = this.#exclusiveBinding(lease, tenantId)
-      const applied = await readAppliedMigrations(createBoundKysely(binding, plainCompiler(), []))
+      const applied = await appliedMigrations(lease.handle, tenantId, tenant)
       if (tenant.names.every((name, i) => applied[i] === name)) return
       throw new TenantSchemaOutdatedError(tenantId, applied.at(-1) ?? null, tenant.names.slice(applied.length))
     }
     const outcome = await runMigrations(lease.handle, tenantId, tenant, this.log)
     if (outcome.error) throw outcome.error
-  }
-
-  #exclusiveBinding(lease: TenantLease, label: string): HandleBinding {
-    return bindHandle(lease.handle, {
-      label,
-      owner: null,
-      isClosed: null,
-      locate: this.#locate,
-      maxAttached: this.storage.maxAttached,
-      log: this.log,
-      nestedTransactions: false,
-    })
   }
 
   async withTenant<T>(

@@ -51,8 +51,33 @@ function mustWait(binding: HandleBinding, owner: object): boolean {
   return txOwner !== null && txOwner !== owner && binding.enclosing?.has(txOwner) !== true
 }
 
-export function bindHandle(handle: StorageHandle, options: Omit<HandleBinding, 'handle' | 'state'>): HandleBinding {
-  return Object.freeze({ handle, state: stateOf(handle), ...options })
+/** What {@link bindHandle} takes: a label, and whatever differs from a private, non-attaching binding. */
+export type BindingOptions = Pick<HandleBinding, 'label'> & Partial<Omit<HandleBinding, 'handle' | 'state' | 'label'>>
+
+const attachesNothing = (schema: string): never => {
+  throw new Error(`This connection does not attach other databases (asked for "${schema}").`)
+}
+
+/**
+ * Binds a handle for one user of it. The defaults describe a private binding
+ * (migrations, status, schema inspection): a fresh owner per connection, never
+ * closed by a scope, attaching nothing, unlogged. Every binding has the same
+ * shape, so the hot path sees one hidden class.
+ */
+export function bindHandle(handle: StorageHandle, options: BindingOptions): HandleBinding {
+  return Object.freeze({
+    handle,
+    state: stateOf(handle),
+    label: options.label,
+    owner: options.owner ?? null,
+    isClosed: options.isClosed ?? null,
+    locate: options.locate ?? attachesNothing,
+    maxAttached: options.maxAttached ?? 0,
+    log: options.log ?? null,
+    nestedTransactions: options.nestedTransactions ?? false,
+    readsOthersOnly: options.readsOthersOnly ?? false,
+    enclosing: options.enclosing,
+  })
 }
 
 /**

@@ -77,23 +77,17 @@ export async function tenantStatus(ctx: ShardinesContext, set: MigrationSet, id:
  * The applied migrations: from the `user_version` stamp when it matches a
  * known prefix (one pragma), else from the `kysely_migration` table.
  */
-async function appliedMigrations(handle: StorageHandle, id: string, set: MigrationSet): Promise<readonly string[]> {
+export async function appliedMigrations(
+  handle: StorageHandle,
+  id: string,
+  set: MigrationSet,
+): Promise<readonly string[]> {
   const stamp = await readVersionStamp(handle)
   if (stamp !== 0) {
     const k = set.stamps.indexOf(stamp)
     if (k > 0) return set.names.slice(0, k)
   }
-  const binding = bindHandle(handle, {
-    label: id,
-    owner: null,
-    isClosed: null,
-    locate: () => {
-      throw new Error('Status does not attach other databases.')
-    },
-    maxAttached: 0,
-    log: null,
-    nestedTransactions: false,
-  })
+  const binding = bindHandle(handle, { label: id })
   return readAppliedMigrations(createBoundKysely(binding, plainCompiler(), []))
 }
 

@@ -52,17 +52,8 @@ export async function runMigrations(
   set: MigrationSet,
   log: QueryLogger | null,
 ): Promise<MigrationOutcome> {
-  const binding = bindHandle(handle, {
-    label,
-    owner: {},
-    isClosed: null,
-    locate: () => {
-      throw new Error('Migrations do not attach other databases.')
-    },
-    maxAttached: 0,
-    log,
-    nestedTransactions: true,
-  })
+  // One owner for the whole run; a migration's own db.transaction() becomes a savepoint.
+  const binding = bindHandle(handle, { label, owner: {}, log, nestedTransactions: true })
   const db = createBoundKysely<any>(binding, plainCompiler(), [])
   const connection = new ScopedConnection(binding)
 

@@ -41,19 +41,7 @@ const QUERIES: readonly string[] = [
  * discipline (it waits for another owner's open transaction).
  */
 export async function schemaFingerprint(handle: StorageHandle, label: string): Promise<string> {
-  const connection = new ScopedConnection(
-    bindHandle(handle, {
-      label,
-      owner: null,
-      isClosed: null,
-      locate: () => {
-        throw new Error('Schema inspection does not attach other databases.')
-      },
-      maxAttached: 0,
-      log: null,
-      nestedTransactions: false,
-    }),
-  )
+  const connection = new ScopedConnection(bindHandle(handle, { label }))
   const parts: string[] = []
   for (const sql of QUERIES) {
     const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql))
