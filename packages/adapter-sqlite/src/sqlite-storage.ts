@@ -15,7 +15,7 @@ import {
 import Database from 'better-sqlite3'
 import { TenantPaths, withSideFiles } from './files/tenant-paths.js'
 import { HandlePool } from './handles/handle-pool.js'
-import { SqliteHandle } from './handles/sqlite-handle.js'
+import { isOutOfDescriptors, SqliteHandle } from './handles/sqlite-handle.js'
 import { runWorkerMigrations } from './migration/worker-migration-runner.js'
 import {
   type JournalMode,
@@ -322,11 +322,6 @@ class SqliteStorage implements StorageAdapter {
   #assertOpen(): void {
     if (this.#closed) throw new ShardinesClosedError()
   }
-}
-
-function isOutOfDescriptors(error: unknown): boolean {
-  const code = (error as { code?: string }).code
-  return code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
 }
 
 function removeFile(file: string): void {

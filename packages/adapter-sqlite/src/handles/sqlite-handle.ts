@@ -2,6 +2,12 @@ import type { StorageHandle } from '@shardines/core'
 import type { Database, RunResult, Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
 
+/** Whether an error means the process ran out of file descriptors (SQLite reports CANTOPEN). */
+export function isOutOfDescriptors(error: unknown): boolean {
+  const code = (error as { code?: string }).code
+  return code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
+}
+
 const DDL = /^\s*(create|drop|alter)\b/i
 
 /**
@@ -83,9 +89,8 @@ export class SqliteHandle implements StorageHandle {
       try {
         return statement.run(...parameters)
       } catch (error) {
-        const code = (error as { code?: string }).code
-        const outOfDescriptors = code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
-        if (!outOfDescriptors || this.db.inTransaction !== inTransaction || !this.#freeDescriptors()) throw error
+        if (!isOutOfDescriptors(error) || this.db.inTransaction !== inTransaction || !this.#freeDescriptors())
+          throw error
       }
     }
   }
