@@ -96,6 +96,10 @@ await shard.withTenant('hot', async () => {
       asyncCase('bare Kysely (SqliteDialect)', (i) =>
         kysely.selectFrom('documents').selectAll().where('id', '=', id(i)).executeTakeFirst(),
       ),
+      // The least any promise-returning API can cost: raw's statement, one
+      // promise, one await. Under AsyncLocalStorage (which withTenant needs),
+      // Node 20 spends ~60 ns more on every promise than without it.
+      asyncCase('async floor: await Promise.resolve(raw statement)', (i) => Promise.resolve(rawSelect.get(id(i)))),
     ]
     return compare(cases)
   }
@@ -123,6 +127,10 @@ const ours = results[3]!.median
 console.log(bar(ours / rawNs, 1.1, 'shard.prepare vs raw better-sqlite3'))
 console.log(bar(ours / drizzleNs, 1.0, "shard.prepare vs Drizzle's prepared (synchronous)"))
 console.log(bar(ours / results[2]!.median, 1.0, "shard.prepare vs Drizzle's prepared, awaited like ours"))
+const floor = results[5]!.median
+console.log(
+  `shard.prepare: ${us(ours - floor)} above the async floor, which is itself ${ratio(floor, rawNs)} raw's time`,
+)
 await shard.close()
 
 // ---- 2. a Zipf mix over many tenants ------------------------------------------

@@ -5,6 +5,7 @@ import {
   NoTenantError,
   type Params,
   ReadOnlyAttachmentError,
+  type ShardinesLogEvent,
   TenantScopeClosedError,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
@@ -254,6 +255,72 @@ describe('prepared queries', () => {
       'build must return a builder, not a promise',
     )
     await assert.rejects(executed!, /only builds the query/, 'the build-only db never runs anything')
+    await shard.close()
+  })
+
+  test('parameters in any number and position, mixed with fixed values and repeated, bind where they stand', async () => {
+    const { shard } = await seeded(['acme'], 6)
+    type Args = { status: string; a: number; b: number; lo: number; hi: number; title: string }
+    const q = shard.prepare((db, p: Params<Args>) =>
+      db
+        .selectFrom('documents')
+        .select('id')
+        .where('status', '=', p('status'))
+        .where('id', 'in', [p('a'), 2, p('b')])
+        .where('id', '>=', p('lo'))
+        .where('id', '<=', p('hi'))
+        .where('title', '!=', p('title'))
+        .orderBy('id'),
+    )
+    assert.equal((q.sql.match(/\?/g) ?? []).length, 7, 'seven placeholders, one of them a fixed value')
+    const ids = (rows: { id: number }[]) => rows.map((r) => r.id)
+    await shard.withTenant('acme', async () => {
+      const first = { status: 'open', a: 1, b: 5, lo: 1, hi: 5, title: 'acme doc 1' }
+      assert.deepEqual(ids(await q.execute(first)), [2, 5])
+      assert.deepEqual(ids(await q.execute({ status: 'open', a: 3, b: 6, lo: 2, hi: 6, title: 'x' })), [2, 3, 6])
+      assert.deepEqual(ids(await q.execute({ ...first, status: 'closed' })), [])
+      assert.deepEqual(await q.executeTakeFirst({ status: 'open', a: 4, b: 4, lo: 0, hi: 9, title: 'x' }), { id: 2 })
+      // A missing argument in any position rejects (never throws synchronously) and runs nothing.
+      const missing = (q.executeTakeFirst as (args: unknown) => Promise<unknown>)({ ...first, hi: undefined })
+      assert.ok(missing instanceof Promise)
+      await assert.rejects(
+        missing,
+        (error: Error) => error instanceof InvalidOptionsError && /"hi"/.test(error.message),
+      )
+    })
+    const twice = shard.prepare((db, p: Params<{ n: number }>) =>
+      db.selectFrom('documents').select('id').where('id', '<=', p('n')).where('owner_id', '<=', p('n')).orderBy('id'),
+    )
+    assert.deepEqual(await shard.withTenant('acme', () => twice.execute({ n: 1 })), [{ id: 1 }])
+    assert.deepEqual(await shard.withTenant('acme', () => twice.execute({ n: 3 })), [{ id: 1 }, { id: 2 }, { id: 3 }])
+    await shard.close()
+  })
+
+  test("with a query log, prepared queries are logged with their tenant and this call's parameters", async () => {
+    const events: ShardinesLogEvent[] = []
+    const { shard } = await seeded(['acme', 'globex'], 3, { log: (event) => events.push(event) })
+    const byId = shard.prepare((db, p: Params<{ id: number }>) =>
+      db.selectFrom('documents').select('title').where('id', '=', p('id')),
+    )
+    const titles = shard.prepareApex((db, p: Params<{ email: string }>) =>
+      db.selectFrom('accounts').select('id').where('email', '=', p('email')),
+    )
+    events.length = 0
+    assert.deepEqual(await shard.withTenant('acme', () => byId.executeTakeFirst({ id: 2 })), { title: 'acme doc 2' })
+    assert.deepEqual(await shard.withTenant('globex', () => byId.execute({ id: 3 })), [{ title: 'globex doc 3' }])
+    assert.deepEqual(await titles.executeTakeFirst({ email: 'bob@apex.test' }), { id: 2 })
+    const unbindable = { not: 'a value SQLite can bind' }
+    await assert.rejects(
+      shard.withTenant('acme', () => byId.execute({ id: unbindable as never })),
+      RangeError,
+    )
+    const seen = events.map((e) => [e.level, e.tenantId, e.query.sql, e.query.parameters])
+    assert.deepEqual(seen, [
+      ['query', 'acme', byId.sql, [2]],
+      ['query', 'globex', byId.sql, [3]],
+      ['query', 'apex', titles.sql, ['bob@apex.test']],
+      ['error', 'acme', byId.sql, [unbindable]],
+    ])
     await shard.close()
   })
 

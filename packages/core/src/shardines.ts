@@ -1,14 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely'
+import type { Compilable, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
 import {
   bindHandle,
-  executeFirstRow,
-  executeMapped,
+  executePrepared,
+  executePreparedFirst,
   type HandleBinding,
+  type PreparedStatementSource,
   ScopedConnection,
 } from './connection/scoped-connection.js'
 import {
@@ -34,7 +35,13 @@ import { createMigrateApi, type MigrateApi } from './migration/migrate-api.js'
 import { EMPTY_MIGRATIONS, loadMigrations, type MigrationSet } from './migration/migration-source.js'
 import { appliedMigrations } from './migration/migration-status.js'
 import { readVersionStamp, runMigrations } from './migration/run-migrations.js'
-import { compilePrepared, createPreparedQuery, type Params, type PreparedQuery } from './prepared/prepared-query.js'
+import {
+  compilePrepared,
+  createPreparedQuery,
+  type Params,
+  type PreparedQuery,
+  type PreparedRunner,
+} from './prepared/prepared-query.js'
 import type { DefinedModels, MODEL_DB_TYPES, ModelDeclarations } from './registry/model-declaration.js'
 import {
   createModelRegistry,
@@ -298,10 +305,11 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   /** Where apex models run: `shard.apex`, and apex's prepared-statement path. */
   readonly #apexSide: ModelSide = Object.freeze({
     db: () => this.apex,
-    runner: Object.freeze({
-      run: <T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T) =>
-        executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
-      first: <T>(query: CompiledQuery) => executeFirstRow<T>(this.#apexBinding(), APEX_PREPARED_OWNER, query),
+    runner: Object.freeze<PreparedRunner>({
+      run: (template, parameters, map) =>
+        executePrepared(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters, map),
+      first: (template, parameters) =>
+        executePreparedFirst(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters),
     }),
   })
 
@@ -524,8 +532,8 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       return scope
     }
     return createPreparedQuery<Args, O>(template, {
-      run: (query, map) => current().execute(query, map),
-      first: (query) => current().executeFirst(query),
+      run: (template, parameters, map) => current().execute(template, parameters, map),
+      first: (template, parameters) => current().executeFirst(template, parameters),
     })
   }
 
@@ -535,10 +543,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.assertOpen()
     const db = createBoundKysely<ApexDB>(COMPILE_ONLY, plainCompiler(), this.plugins)
     const template = compilePrepared(db, build as never, this.plugins)
-    return createPreparedQuery<Args, O>(template, {
-      run: (query, map) => executeMapped(this.#apexBinding(), APEX_PREPARED_OWNER, query, map),
-      first: (query) => executeFirstRow(this.#apexBinding(), APEX_PREPARED_OWNER, query),
-    })
+    return createPreparedQuery<Args, O>(template, this.#apexSide.runner)
   }
 
   stats(): PoolStats {
@@ -615,8 +620,8 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     this.#modelSide ??= {
       db: () => this.db,
       runner: {
-        run: (query, map) => this.execute(query, map),
-        first: (query) => this.executeFirst(query),
+        run: (template, parameters, map) => this.execute(template, parameters, map),
+        first: (template, parameters) => this.executeFirst(template, parameters),
       },
     }
     return this.#modelSide
@@ -651,14 +656,18 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     return new ScopedConnection(this.#binding).attach(APEX)
   }
 
-  /** Runs a compiled statement (a prepared query's) on this scope's handle, as this scope. */
-  execute<T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T): Promise<T> {
-    return executeMapped(this.#binding, this, query, map)
+  /** Runs a prepared statement on this scope's handle, as this scope. */
+  execute<T>(
+    template: PreparedStatementSource,
+    parameters: readonly unknown[],
+    map: (result: QueryResult<unknown>) => T,
+  ): Promise<T> {
+    return executePrepared(this.#binding, this, template, parameters, map)
   }
 
-  /** The first row of a compiled select, on this scope's handle. */
-  executeFirst<T>(query: CompiledQuery): Promise<T | undefined> {
-    return executeFirstRow<T>(this.#binding, this, query)
+  /** The first row of a prepared select, on this scope's handle. */
+  executeFirst<T>(template: PreparedStatementSource, parameters: readonly unknown[]): Promise<T | undefined> {
+    return executePreparedFirst<T>(this.#binding, this, template, parameters)
   }
 
   close(): void {

@@ -54,14 +54,14 @@ export class SqliteHandle implements StorageHandle {
     }
   }
 
-  executeQuerySync<R>(query: CompiledQuery): QueryResult<R> {
-    return this.run<R>(query.sql, query.parameters)
+  executeQuerySync<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
+    return this.run<R>(sql, parameters)
   }
 
-  executeTakeFirstSync<R>(query: CompiledQuery): R | undefined {
-    const statement = this.prepare(query.sql)
-    if (statement.reader) return statement.get(...query.parameters) as R | undefined
-    return this.run<R>(query.sql, query.parameters).rows[0]
+  executeTakeFirstSync<R>(sql: string, parameters: readonly unknown[]): R | undefined {
+    const statement = this.prepare(sql)
+    if (statement.reader) return statement.get(...parameters) as R | undefined
+    return this.run<R>(sql, parameters).rows[0]
   }
 
   // Parameters are passed spread, not as one array: better-sqlite3 binds an array

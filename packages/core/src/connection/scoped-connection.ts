@@ -223,12 +223,74 @@ export function executeMapped<R, T>(
 ): Promise<T> {
   let wait: Promise<void> | undefined
   try {
-    wait = mayRun(binding, owner, query)
+    wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
   } catch (error) {
     return Promise.reject(error)
   }
   if (wait !== undefined) return wait.then(() => executeMapped(binding, owner, query, map))
   return run(binding, query, map)
+}
+
+/**
+ * A statement compiled once (a prepared query's template), run many times with
+ * per-call parameters: the hot path passes its SQL and parameter array down
+ * without building a {@link CompiledQuery} per call.
+ */
+export interface PreparedStatementSource {
+  readonly sql: string
+  /** The schemas the statement reads besides main (recorded by the ATTACH compiler). */
+  readonly schemas: readonly string[] | undefined
+  /** The full compiled query with these parameters, for the paths that need one (logging, async adapters). */
+  compiledWith(parameters: readonly unknown[]): CompiledQuery
+}
+
+/** {@link executeMapped} for a prepared statement and one call's parameters. */
+export function executePrepared<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  const { log, handle } = binding
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, source.schemas)
+    if (wait === undefined && log === null && handle.executeQuerySync !== undefined) {
+      return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters)))
+    }
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  const query = source.compiledWith(parameters)
+  if (wait !== undefined) return wait.then(() => executeMapped(binding, owner, query, map))
+  return run(binding, query, map)
+}
+
+/**
+ * The first row of a prepared select with one call's parameters: the fastest
+ * path there is. On a synchronous adapter with no logger and nothing to wait
+ * for, the statement runs at once and the call settles in one promise.
+ */
+export function executePreparedFirst<R>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+): Promise<R | undefined> {
+  const { log, handle } = binding
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, source.schemas)
+    if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
+      return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters))
+    }
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  const query = source.compiledWith(parameters)
+  if (wait !== undefined) return wait.then(() => executeFirstRow<R>(binding, owner, query))
+  return run(binding, query, firstRow as (result: QueryResult<R>) => R | undefined)
 }
 
 /** Like {@link executeMapped} for the first row of a select (`executeTakeFirst`). */
@@ -239,7 +301,7 @@ export function executeFirstRow<R>(
 ): Promise<R | undefined> {
   let wait: Promise<void> | undefined
   try {
-    wait = mayRun(binding, owner, query)
+    wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
   } catch (error) {
     return Promise.reject(error)
   }
@@ -247,7 +309,7 @@ export function executeFirstRow<R>(
   const { log, handle } = binding
   if (log === null && handle.executeTakeFirstSync !== undefined) {
     try {
-      return Promise.resolve(handle.executeTakeFirstSync<R>(query))
+      return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -263,10 +325,13 @@ const firstRow = <R>(result: QueryResult<R>): R | undefined => result.rows[0]
  * From its return to the driver call nothing awaits, so no other owner can
  * begin a transaction in between: the handle runs statements in call order.
  */
-function mayRun(binding: HandleBinding, owner: object, query: CompiledQuery): Promise<void> | undefined {
+function mayRun(
+  binding: HandleBinding,
+  owner: object,
+  schemas: readonly string[] | undefined,
+): Promise<void> | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
   if (mustWait(binding, owner)) return whenNoTransaction(binding.state)
-  const schemas = (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
   if (schemas === undefined) return undefined
   // An asynchronous adapter attaches asynchronously; the statement runs after it.
   const attaching = attachMissing(binding, schemas)
@@ -278,7 +343,7 @@ function run<R, T>(binding: HandleBinding, query: CompiledQuery, map: (result: Q
   if (log !== null) return log.time(binding.label, query, () => handle.executeQuery<R>(query)).then(map)
   if (handle.executeQuerySync !== undefined) {
     try {
-      return Promise.resolve(map(handle.executeQuerySync<R>(query)))
+      return Promise.resolve(map(handle.executeQuerySync<R>(query.sql, query.parameters)))
     } catch (error) {
       return Promise.reject(error)
     }

@@ -9,6 +9,7 @@ import {
   UpdateResult,
 } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
+import type { PreparedStatementSource } from '../connection/scoped-connection.js'
 import { InvalidOptionsError } from '../errors.js'
 
 /** The placeholder `p(name)` puts into a query; bound to `args[name]` at each execution. */
@@ -44,51 +45,47 @@ export interface PreparedQuery<Args, O> {
   executeTakeFirst(...args: PreparedArgs<Args>): Promise<O | undefined>
 }
 
-/** Builds the call-time {@link CompiledQuery} quickly: the parameter slots are found once. */
-export class PreparedTemplate {
+/**
+ * A query compiled once, with what running it needs precomputed: the SQL, the
+ * schemas to attach, and a builder for each call's parameter array. The hot
+ * path passes `(template, parameters)` down to the handle; a full
+ * {@link CompiledQuery} is built only where one is needed (query logging,
+ * asynchronous adapters).
+ */
+export class PreparedTemplate implements PreparedStatementSource {
   readonly compiled: CompiledQuery
-  readonly #slots: readonly number[]
-  readonly #names: readonly string[]
+  readonly sql: string
+  readonly schemas: readonly string[] | undefined
+  /**
+   * This call's parameter array, with the arguments in the `p(name)` slots;
+   * throws {@link InvalidOptionsError} when an argument is missing.
+   */
+  readonly parameters: (args: Readonly<Record<string, unknown>> | undefined) => readonly unknown[]
+  /** Whether `executeTakeFirst` can take the single-row path (a row-returning statement, no result plugins). */
+  readonly firstRowPath: boolean
   readonly #kind: RootOperationNode['kind']
   readonly #returnsRows: boolean
   readonly #plugins: readonly KyselyPlugin[]
 
   constructor(compiled: CompiledQuery, plugins: readonly KyselyPlugin[]) {
     this.compiled = compiled
-    const slots: number[] = []
-    const names: string[] = []
-    compiled.parameters.forEach((value, index) => {
-      if (value instanceof ParamMarker) {
-        slots.push(index)
-        names.push(value.name)
-      }
-    })
-    this.#slots = slots
-    this.#names = names
+    this.sql = compiled.sql
+    this.schemas = (compiled as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+    const fixed = compiled.parameters
+    this.parameters = fixed.some((value) => value instanceof ParamMarker) ? parameterBuilder(fixed) : () => fixed
     this.#kind = compiled.query.kind
     const node = compiled.query as { returning?: unknown }
     this.#returnsRows = this.#kind === 'SelectQueryNode' || this.#kind === 'RawNode' || node.returning !== undefined
     this.#plugins = plugins.filter((plugin) => typeof plugin.transformResult === 'function')
+    this.firstRowPath = this.#returnsRows && this.#plugins.length === 0
   }
 
-  /** The compiled query with this call's values in the parameter slots. */
-  bind(args: Readonly<Record<string, unknown>> | undefined): CompiledQuery {
-    const slots = this.#slots
-    if (slots.length === 0) return this.compiled
-    const parameters = this.compiled.parameters.slice()
-    for (let i = 0; i < slots.length; i++) {
-      const name = this.#names[i] as string
-      const value = args?.[name]
-      if (value === undefined) {
-        throw new InvalidOptionsError(
-          `The prepared query needs a value for parameter "${name}" (got ${args === undefined ? 'no arguments' : 'undefined'}).`,
-        )
-      }
-      parameters[slots[i] as number] = value
-    }
-    // A fixed-shape literal (cheaper than a spread); attachment needs carry over.
+  /** The compiled query with `parameters` (from {@link parameters}) in place: for the paths that need one. */
+  compiledWith(parameters: readonly unknown[]): CompiledQuery {
+    if (parameters === this.compiled.parameters) return this.compiled
+    // Attachment needs carry over with the symbol.
     const { query, queryId, sql } = this.compiled
-    const schemas = (this.compiled as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
+    const schemas = this.schemas
     return schemas === undefined
       ? { query, queryId, sql, parameters }
       : ({ query, queryId, sql, parameters, [REQUIRED_SCHEMAS]: schemas } as CompiledQuery)
@@ -133,6 +130,55 @@ export class PreparedTemplate {
   }
 }
 
+/** The value of parameter `name` in `args`, which must be present. */
+function argument(args: Readonly<Record<string, unknown>> | undefined, name: string): unknown {
+  const value = args?.[name]
+  if (value === undefined) {
+    throw new InvalidOptionsError(
+      `The prepared query needs a value for parameter "${name}" (got ${args === undefined ? 'no arguments' : 'undefined'}).`,
+    )
+  }
+  return value
+}
+
+type Getter = (args: Readonly<Record<string, unknown>> | undefined) => unknown
+
+/**
+ * A function that builds one call's parameter array: each position is either
+ * a fixed value compiled into the query or an argument looked up by name.
+ * Up to four positions it returns an array literal, which V8 allocates far
+ * more cheaply than a copy of the template's array (measured: `slice()` plus
+ * stores cost ~35 ns per call, a literal ~8 ns, on a ~3 µs point select).
+ */
+function parameterBuilder(
+  parameters: readonly unknown[],
+): (args: Readonly<Record<string, unknown>> | undefined) => unknown[] {
+  const getters: Getter[] = parameters.map((value): Getter => {
+    if (value instanceof ParamMarker) {
+      const name = value.name
+      return (args) => argument(args, name)
+    }
+    return () => value
+  })
+  const [g0, g1, g2, g3] = getters as [Getter, Getter, Getter, Getter]
+  switch (getters.length) {
+    case 1:
+      return (args) => [g0(args)]
+    case 2:
+      return (args) => [g0(args), g1(args)]
+    case 3:
+      return (args) => [g0(args), g1(args), g2(args)]
+    case 4:
+      return (args) => [g0(args), g1(args), g2(args), g3(args)]
+    default:
+      return (args) => {
+        const out = new Array<unknown>(getters.length)
+        for (let i = 0; i < getters.length; i++) out[i] = (getters[i] as Getter)(args)
+        return out
+      }
+  }
+}
+
 /** Compiles `build(db, p)` once; `db` is a compile-only Kysely. */
 export function compilePrepared<DB>(
   db: DB,
@@ -155,13 +201,18 @@ export function compilePrepared<DB>(
 }
 
 /**
- * Runs a bound query and maps its result, at call time in the right place (the
- * current scope, or apex); `map` runs before the returned promise settles.
+ * Runs a template with one call's parameters and maps its result, at call time
+ * in the right place (the current scope, or apex); `map` runs before the
+ * returned promise settles.
  */
 export interface PreparedRunner {
-  run<T>(query: CompiledQuery, map: (result: QueryResult<unknown>) => T): Promise<T>
+  run<T>(
+    template: PreparedTemplate,
+    parameters: readonly unknown[],
+    map: (result: QueryResult<unknown>) => T,
+  ): Promise<T>
   /** The first row of a select, through the adapter's single-row fast path where it has one. */
-  first<T>(query: CompiledQuery): Promise<T | undefined>
+  first<T>(template: PreparedTemplate, parameters: readonly unknown[]): Promise<T | undefined>
 }
 
 /** A prepared query bound to a way of running it (`run` finds the scope at call time). */
@@ -169,14 +220,7 @@ export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: Pr
   const toRows = (result: QueryResult<unknown>): O[] => template.rows<O>(result)
   const start = <T>(args: Args | undefined, map: (result: QueryResult<unknown>) => T): Promise<T> => {
     try {
-      return run.run(template.bind(args as Record<string, unknown> | undefined), map)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
-  const first = (args: Args | undefined): Promise<O | undefined> => {
-    try {
-      return run.first<O>(template.bind(args as Record<string, unknown> | undefined))
+      return run.run(template, template.parameters(args as Record<string, unknown> | undefined), map)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -185,10 +229,19 @@ export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: Pr
     template.transformsResults
       ? start(args, identity).then((result) => template.transformedRows<O>(result))
       : start(args, toRows)
-  const executeTakeFirst = (args?: Args): Promise<O | undefined> =>
-    template.transformsResults || !template.returnsRows ? execute(args).then((rows) => rows[0]) : first(args)
+  // Not async, and no wrapper between the caller and the handle: on a
+  // synchronous adapter a call costs one promise over the statement itself.
+  const executeTakeFirst = template.firstRowPath
+    ? (args?: Args): Promise<O | undefined> => {
+        try {
+          return run.first<O>(template, template.parameters(args as Record<string, unknown> | undefined))
+        } catch (error) {
+          return Promise.reject(error)
+        }
+      }
+    : (args?: Args): Promise<O | undefined> => execute(args).then((rows) => rows[0])
   return Object.freeze({
-    sql: template.compiled.sql,
+    sql: template.sql,
     execute: execute as PreparedQuery<Args, O>['execute'],
     executeTakeFirst: executeTakeFirst as PreparedQuery<Args, O>['executeTakeFirst'],
   })

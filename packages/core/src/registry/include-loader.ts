@@ -69,18 +69,18 @@ export function runTemplate(
   template: PreparedTemplate,
   args: Readonly<Record<string, unknown>>,
 ): Promise<Row[]> {
-  let query: ReturnType<PreparedTemplate['bind']>
+  let parameters: readonly unknown[]
   try {
-    query = template.bind(args)
+    parameters = template.parameters(args)
   } catch (error) {
     return Promise.reject(error)
   }
   if (template.transformsResults) {
     return access.runner
-      .run(query, identity<QueryResult<unknown>>)
+      .run(template, parameters, identity<QueryResult<unknown>>)
       .then((result) => template.transformedRows<Row>(result))
   }
-  return access.runner.run(query, (result) => template.rows<Row>(result))
+  return access.runner.run(template, parameters, (result) => template.rows<Row>(result))
 }
 
 /** Parses `include('comments', 'comments.author')` into a tree, naming the model and its relations on a typo. */

@@ -75,6 +75,7 @@ export class ModelRegistry {
   readonly plugins: readonly KyselyPlugin[]
   /** Prepared templates (find, count, findBy and read shapes): compiled once per instance. */
   readonly #templates = new Map<string, PreparedTemplate>()
+  readonly #findTemplates = new Map<ModelSpec, PreparedTemplate>()
   readonly #columns = new Map<string, Promise<ApexColumns>>()
   readonly #knownColumns = new Map<string, ApexColumns>()
   readonly #nesters = new WeakMap<PreparedTemplate, { readonly signature: string; readonly nest: Nester }>()
@@ -134,6 +135,16 @@ export class ModelRegistry {
     if (template === undefined) {
       template = compile()
       if (this.#templates.size < MAX_TEMPLATES) this.#templates.set(key, template)
+    }
+    return template
+  }
+
+  /** The find-by-primary-key statement of a model, compiled by `compile` on first use. */
+  findTemplate(spec: ModelSpec, compile: () => PreparedTemplate): PreparedTemplate {
+    let template = this.#findTemplates.get(spec)
+    if (template === undefined) {
+      template = compile()
+      this.#findTemplates.set(spec, template)
     }
     return template
   }

@@ -63,21 +63,21 @@ export class ModelImpl {
    * cache, one promise on a synchronous adapter).
    */
   #runFirst(template: PreparedTemplate, args: Record<string, unknown>): Promise<Row | undefined> {
-    let query: ReturnType<PreparedTemplate['bind']>
+    let parameters: readonly unknown[]
     let side: ModelSide
     try {
       side = this.#side()
-      query = template.bind(args)
+      parameters = template.parameters(args)
     } catch (error) {
       return Promise.reject(error)
     }
     if (template.transformsResults) {
       return side.runner
-        .run(query, identity<QueryResult<unknown>>)
+        .run(template, parameters, identity<QueryResult<unknown>>)
         .then((result) => template.transformedRows<Row>(result))
         .then((rows) => rows[0])
     }
-    return side.runner.first<Row>(query)
+    return side.runner.first<Row>(template, parameters)
   }
 
   #checkKey(method: string, id: unknown): void {
@@ -100,10 +100,15 @@ export class ModelImpl {
 
   /** Find by primary key: the seam where a prepared statement runs (see {@link #runFirst}). */
   #findByKey(id: unknown): Promise<Row | undefined> {
-    const { table, primaryKey } = this.#spec
-    const template = this.#template('find', (db, p) =>
-      db.selectFrom(table).selectAll().where(primaryKey, '=', p('key')),
-    )
+    // Looked up by spec, not by a key string built per call: find is the hottest read there is.
+    const template = this.#registry.findTemplate(this.#spec, () => {
+      const { table, primaryKey } = this.#spec
+      return compilePrepared(
+        this.#db(),
+        (db, p) => db.selectFrom(table).selectAll().where(primaryKey, '=', p('key')),
+        this.#registry.plugins,
+      )
+    })
     return this.#runFirst(template, { key: id })
   }
 

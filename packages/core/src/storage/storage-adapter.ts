@@ -24,11 +24,12 @@ export interface StorageHandle {
   /**
    * Optional: the same, synchronously, for drivers that run statements
    * synchronously (better-sqlite3). Core uses it to settle a statement in one
-   * promise instead of two.
+   * promise instead of two. It takes the SQL and parameters rather than a
+   * {@link CompiledQuery}, so prepared queries need not build one per call.
    */
-  executeQuerySync?<R>(query: CompiledQuery): QueryResult<R>
+  executeQuerySync?<R>(sql: string, parameters: readonly unknown[]): QueryResult<R>
   /** Optional: the first row of a select, synchronously, without building the full row list. */
-  executeTakeFirstSync?<R>(query: CompiledQuery): R | undefined
+  executeTakeFirstSync?<R>(sql: string, parameters: readonly unknown[]): R | undefined
   /** Streams the rows of a select, one chunk at a time. */
   streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
