@@ -86,6 +86,7 @@ export {
   type SerializedMigrationOutcome,
   type StorageAdapter,
   type StorageHandle,
+  type SyncReader,
   type TenantLease,
   type WorkerMigrationJob,
   type WorkerMigrationSource,

@@ -10,6 +10,7 @@ import {
   executePreparedFirst,
   type HandleBinding,
   type PreparedStatementSource,
+  readPreparedSync,
   ScopedConnection,
 } from './connection/scoped-connection.js'
 import {
@@ -310,6 +311,8 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         executePrepared(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters, map),
       first: (template, parameters) =>
         executePreparedFirst(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters),
+      readSync: (template, parameters, first) =>
+        readPreparedSync(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters, first),
     }),
   })
 
@@ -534,6 +537,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     return createPreparedQuery<Args, O>(template, {
       run: (template, parameters, map) => current().execute(template, parameters, map),
       first: (template, parameters) => current().executeFirst(template, parameters),
+      readSync: (template, parameters, first) => current().readSync(template, parameters, first),
     })
   }
 
@@ -622,6 +626,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       runner: {
         run: (template, parameters, map) => this.execute(template, parameters, map),
         first: (template, parameters) => this.executeFirst(template, parameters),
+        readSync: (template, parameters, first) => this.readSync(template, parameters, first),
       },
     }
     return this.#modelSide
@@ -668,6 +673,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   /** The first row of a prepared select, on this scope's handle. */
   executeFirst<T>(template: PreparedStatementSource, parameters: readonly unknown[]): Promise<T | undefined> {
     return executePreparedFirst<T>(this.#binding, this, template, parameters)
+  }
+
+  /** A prepared read, synchronously, as this scope (see `readPreparedSync`). */
+  readSync<T>(template: PreparedStatementSource, parameters: readonly unknown[], first: boolean): T[] | T | undefined {
+    return readPreparedSync<T>(this.#binding, this, template, parameters, first)
   }
 
   close(): void {

@@ -1,5 +1,5 @@
-import type { StorageHandle } from '@shardines/core'
-import type { Database, RunResult, Statement } from 'better-sqlite3'
+import { APEX, InvalidOptionsError, StorageError, type StorageHandle, type SyncReader } from '@shardines/core'
+import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
 
 /** Whether an error means the process ran out of file descriptors (SQLite reports CANTOPEN). */
@@ -11,18 +11,63 @@ export function isOutOfDescriptors(error: unknown): boolean {
 const DDL = /^\s*(create|drop|alter)\b/i
 
 /**
+ * Prepared statements of one connection, keyed by SQL, oldest dropped first
+ * beyond `size` (0: no caching). Cached statements are never iterated
+ * (streams prepare their own), so they are never busy: no `busy` check, which
+ * is a native getter on the hot path.
+ */
+class StatementCache {
+  readonly #db: Database
+  readonly #size: number
+  readonly #statements = new Map<string, Statement>()
+
+  constructor(db: Database, size: number) {
+    this.#db = db
+    this.#size = size
+  }
+
+  get(sql: string): Statement {
+    let statement = this.#statements.get(sql)
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql)
+      if (this.#size > 0) {
+        if (this.#statements.size >= this.#size) {
+          const oldest = this.#statements.keys().next().value
+          if (oldest !== undefined) this.#statements.delete(oldest)
+        }
+        this.#statements.set(sql, statement)
+      }
+    }
+    return statement
+  }
+
+  clear(): void {
+    this.#statements.clear()
+  }
+}
+
+/** Attaches `location` as `schema` on `db`: the file name bound as a parameter, the schema name checked and quoted. */
+function attachDatabase(db: Database, schema: string, location: string): void {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(schema))
+    throw new Error(`Refusing to attach under schema name ${JSON.stringify(schema)}.`)
+  db.prepare(`attach database ? as "${schema}"`).run(location)
+}
+
+/**
  * One better-sqlite3 connection with a bounded statement cache keyed by SQL.
  * The cache belongs to this handle alone: the same SQL on two tenants' handles
  * uses two statements, so no statement ever reads another tenant's file.
  * Statements run synchronously inside `executeQuery`, which is what lets core
  * keep one scope's statements out of another scope's transaction.
  */
-export class SqliteHandle implements StorageHandle {
+export class SqliteHandle implements StorageHandle, SyncReader {
   readonly name: string
   readonly db: Database
-  readonly #cache = new Map<string, Statement>()
+  readonly #cache: StatementCache
   readonly #cacheSize: number
   readonly #attached = new Set<string>()
+  /** The read-only connection for synchronous reads that must not wait for this one's transaction. */
+  #separate: SeparateReader | undefined
 
   readonly #freeDescriptors: (() => boolean) | undefined
 
@@ -35,6 +80,7 @@ export class SqliteHandle implements StorageHandle {
     this.name = name
     this.db = db
     this.#cacheSize = statementCacheSize
+    this.#cache = new StatementCache(db, statementCacheSize)
     this.#freeDescriptors = freeDescriptors
   }
 
@@ -62,6 +108,30 @@ export class SqliteHandle implements StorageHandle {
     const statement = this.prepare(sql)
     if (statement.reader) return statement.get(...parameters) as R | undefined
     return this.run<R>(sql, parameters).rows[0]
+  }
+
+  syncReader(separate: boolean): SyncReader {
+    if (!separate) return this
+    if (this.#separate === undefined || !this.#separate.db.open) {
+      for (;;) {
+        try {
+          this.#separate = new SeparateReader(this.name, this.db.name, this.#cacheSize)
+          break
+        } catch (error) {
+          // Out of descriptors: close idle handles and retry, as a write does.
+          if (!isOutOfDescriptors(error) || this.#freeDescriptors?.() !== true) throw error
+        }
+      }
+    }
+    return this.#separate
+  }
+
+  all<R>(sql: string, parameters: readonly unknown[]): R[] {
+    return readOnly(this.name, this.prepare(sql)).all(...parameters) as R[]
+  }
+
+  first<R>(sql: string, parameters: readonly unknown[]): R | undefined {
+    return readOnly(this.name, this.prepare(sql)).get(...parameters) as R | undefined
   }
 
   // Parameters are passed spread, not as one array: better-sqlite3 binds an array
@@ -104,26 +174,11 @@ export class SqliteHandle implements StorageHandle {
 
   /** A cached prepared statement for `sql`. */
   prepare(sql: string): Statement {
-    let statement = this.#cache.get(sql)
-    if (statement === undefined) {
-      statement = this.db.prepare(sql)
-      if (this.#cacheSize > 0) {
-        if (this.#cache.size >= this.#cacheSize) {
-          const oldest = this.#cache.keys().next().value
-          if (oldest !== undefined) this.#cache.delete(oldest)
-        }
-        this.#cache.set(sql, statement)
-      }
-    }
-    // No `busy` check: cached statements are never iterated (streamQuery prepares
-    // its own), so they are never busy; and `busy` is a native getter on the hot path.
-    return statement
+    return this.#cache.get(sql)
   }
 
   attach(schema: string, location: string): void {
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(schema))
-      throw new Error(`Refusing to attach under schema name ${JSON.stringify(schema)}.`)
-    this.db.prepare(`attach database ? as "${schema}"`).run(location)
+    attachDatabase(this.db, schema, location)
     this.#attached.add(schema)
   }
 
@@ -135,12 +190,92 @@ export class SqliteHandle implements StorageHandle {
 
   clearStatementCache(): void {
     this.#cache.clear()
+    this.#separate?.clearStatementCache()
   }
 
-  /** Closes the connection (which also detaches everything). */
+  /** Closes the connection (which also detaches everything), and the separate reader if one was opened. */
+  close(): void {
+    this.#cache.clear()
+    this.#attached.clear()
+    this.#separate?.close()
+    this.#separate = undefined
+    if (this.db.open) this.db.close()
+  }
+}
+
+/** `statement` if it returns rows and writes nothing; otherwise refused before it runs. */
+function readOnly(name: string, statement: Statement): Statement {
+  if (statement.reader && statement.readonly) return statement
+  throw new InvalidOptionsError(
+    `A synchronous read on "${name}" may only run a statement that returns rows and writes nothing, not: ${statement.source}`,
+  )
+}
+
+/**
+ * A second, read-only connection to a handle's database, opened on first use.
+ * A synchronous read runs here when another scope's transaction is open on the
+ * handle: it cannot wait for that transaction, and must not see its rows.
+ * Under the rollback journal the writer holds only a RESERVED lock until it
+ * commits (synchronously, in one call), so this shared-lock read succeeds; in
+ * WAL readers never block. Its busy timeout is 0: the one writer it could meet
+ * in this process cannot move while it waits (the thread is ours), so a lock
+ * it cannot take at once is reported instead of freezing the event loop.
+ */
+class SeparateReader implements SyncReader {
+  readonly db: Database
+  readonly #name: string
+  readonly #cache: StatementCache
+  readonly #attached = new Set<string>()
+
+  constructor(name: string, file: string, cacheSize: number) {
+    this.#name = name
+    this.db = new Sqlite(file, { readonly: true, fileMustExist: true, timeout: 0 })
+    this.#cache = new StatementCache(this.db, cacheSize)
+  }
+
+  get attached(): ReadonlySet<string> {
+    return this.#attached
+  }
+
+  all<R>(sql: string, parameters: readonly unknown[]): R[] {
+    const statement = readOnly(this.#name, this.#cache.get(sql))
+    try {
+      return statement.all(...parameters) as R[]
+    } catch (error) {
+      throw this.#busy(error)
+    }
+  }
+
+  first<R>(sql: string, parameters: readonly unknown[]): R | undefined {
+    const statement = readOnly(this.#name, this.#cache.get(sql))
+    try {
+      return statement.get(...parameters) as R | undefined
+    } catch (error) {
+      throw this.#busy(error)
+    }
+  }
+
+  attach(schema: string, location: string): void {
+    // A read-only connection attaches read-only.
+    attachDatabase(this.db, schema, location)
+    this.#attached.add(schema)
+  }
+
+  clearStatementCache(): void {
+    this.#cache.clear()
+  }
+
   close(): void {
     this.#cache.clear()
     this.#attached.clear()
     if (this.db.open) this.db.close()
+  }
+
+  #busy(error: unknown): unknown {
+    if ((error as { code?: string }).code !== 'SQLITE_BUSY') return error
+    return new StorageError(
+      `"${this.#name}" is locked by a writer that is committing (or has spilled a large transaction to disk), and a synchronous read cannot wait for it. Retry, or use await execute() / executeTakeFirst(), which wait.`,
+      { cause: error, tenantId: this.#name === APEX ? undefined : this.#name },
+    )
   }
 }

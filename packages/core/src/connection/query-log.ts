@@ -50,6 +50,22 @@ export class QueryLogger {
     )
   }
 
+  /** {@link time} for a statement that runs synchronously. */
+  timeSync<T>(tenantId: string, query: CompiledQuery, run: () => T): T {
+    const start = performance.now()
+    let result: T
+    try {
+      result = run()
+    } catch (error) {
+      this.#error(tenantId, query, start, error)
+      throw error
+    }
+    if (this.#queries) {
+      this.#emit({ level: 'query', query, queryDurationMillis: performance.now() - start, tenantId })
+    }
+    return result
+  }
+
   #error(tenantId: string, query: CompiledQuery, start: number, error: unknown): void {
     if (this.#errors) {
       this.#emit({ level: 'error', error, query, queryDurationMillis: performance.now() - start, tenantId })

@@ -320,6 +320,47 @@ export function executeFirstRow<R>(
 const firstRow = <R>(result: QueryResult<R>): R | undefined => result.rows[0]
 
 /**
+ * A prepared read run synchronously (`executeSync` / `executeTakeFirstSync`).
+ * It never waits: when another owner's transaction is open on the handle, it
+ * reads through the adapter's separate read-only connection, which sees the
+ * last committed state (the read is ordered before that transaction). Inside
+ * its own (or an enclosing scope's) transaction it reads on the handle itself,
+ * and so sees that transaction's rows.
+ */
+export function readPreparedSync<R>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+  first: boolean,
+): R[] | R | undefined {
+  if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+  const { handle, log, label } = binding
+  if (handle.syncReader === undefined) {
+    throw new InvalidOptionsError(
+      `The storage adapter of "${label}" runs statements asynchronously, so it has no synchronous reads: use await execute() / executeTakeFirst().`,
+    )
+  }
+  const separate = mustWait(binding, owner)
+  const reader = handle.syncReader(separate)
+  const schemas = source.schemas
+  if (schemas !== undefined) {
+    if (separate) {
+      for (const schema of schemas) if (!reader.attached.has(schema)) reader.attach(schema, binding.locate(schema))
+    } else if (attachMissing(binding, schemas) !== undefined) {
+      throw new InvalidOptionsError(
+        `The storage adapter of "${label}" attaches asynchronously, so a synchronous read cannot use ${schemas.join(', ')}: use await execute().`,
+      )
+    }
+  }
+  const { sql } = source
+  if (log === null) return first ? reader.first<R>(sql, parameters) : reader.all<R>(sql, parameters)
+  return log.timeSync(label, source.compiledWith(parameters), () =>
+    first ? reader.first<R>(sql, parameters) : reader.all<R>(sql, parameters),
+  )
+}
+
+/**
  * Whether the statement may run now (undefined), or what to wait for first
  * (another owner's transaction, an asynchronous attach); throws when refused.
  * From its return to the driver call nothing awaits, so no other owner can

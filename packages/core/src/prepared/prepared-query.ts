@@ -43,6 +43,18 @@ export interface PreparedQuery<Args, O> {
   execute(...args: PreparedArgs<Args>): Promise<O[]>
   /** The first row, or `undefined`. */
   executeTakeFirst(...args: PreparedArgs<Args>): Promise<O | undefined>
+  /**
+   * {@link execute} for reads, synchronously (adapters with synchronous
+   * reads: better-sqlite3's). It never waits: when another scope's transaction
+   * is open on the tenant, it reads on a separate read-only connection and
+   * sees the last committed rows; inside the scope's own transaction it sees
+   * that transaction's rows. Only for read-only statements (a select, or raw
+   * SQL starting with `select`/`with`/`values` that writes nothing); errors
+   * are thrown, not returned as rejections.
+   */
+  executeSync(...args: PreparedArgs<Args>): O[]
+  /** {@link executeTakeFirst}, synchronously: see {@link executeSync}. */
+  executeTakeFirstSync(...args: PreparedArgs<Args>): O | undefined
 }
 
 /**
@@ -63,6 +75,12 @@ export class PreparedTemplate implements PreparedStatementSource {
   readonly parameters: (args: Readonly<Record<string, unknown>> | undefined) => readonly unknown[]
   /** Whether `executeTakeFirst` can take the single-row path (a row-returning statement, no result plugins). */
   readonly firstRowPath: boolean
+  /**
+   * Why `executeSync` refuses this query, or undefined when it may run: only
+   * reads qualify (and the adapter still checks that the statement writes
+   * nothing), and result plugins cannot run synchronously.
+   */
+  readonly syncRefusal: string | undefined
   readonly #kind: RootOperationNode['kind']
   readonly #returnsRows: boolean
   readonly #plugins: readonly KyselyPlugin[]
@@ -78,6 +96,17 @@ export class PreparedTemplate implements PreparedStatementSource {
     this.#returnsRows = this.#kind === 'SelectQueryNode' || this.#kind === 'RawNode' || node.returning !== undefined
     this.#plugins = plugins.filter((plugin) => typeof plugin.transformResult === 'function')
     this.firstRowPath = this.#returnsRows && this.#plugins.length === 0
+    this.syncRefusal =
+      this.#plugins.length > 0
+        ? 'result plugins (such as CamelCasePlugin) transform rows asynchronously'
+        : this.#kind === 'SelectQueryNode' || (this.#kind === 'RawNode' && READ_SQL.test(compiled.sql))
+          ? undefined
+          : this.#kind === 'RawNode'
+            ? 'its raw SQL does not start with select, with or values'
+            : `it is not a read (${this.#kind
+                .replace(/Node$/, '')
+                .replace(/Query$/, '')
+                .toLowerCase()})`
   }
 
   /** The compiled query with `parameters` (from {@link parameters}) in place: for the paths that need one. */
@@ -129,6 +158,9 @@ export class PreparedTemplate implements PreparedStatementSource {
     }
   }
 }
+
+/** Raw SQL that may run through `executeSync`: a select (also with a CTE) or VALUES; the adapter still checks it writes nothing. */
+const READ_SQL = /^\s*(select|with|values)\b/i
 
 /** The value of parameter `name` in `args`, which must be present. */
 function argument(args: Readonly<Record<string, unknown>> | undefined, name: string): unknown {
@@ -213,6 +245,8 @@ export interface PreparedRunner {
   ): Promise<T>
   /** The first row of a select, through the adapter's single-row fast path where it has one. */
   first<T>(template: PreparedTemplate, parameters: readonly unknown[]): Promise<T | undefined>
+  /** A read run synchronously: every row, or (`first`) the first row. */
+  readSync<T>(template: PreparedTemplate, parameters: readonly unknown[], first: boolean): T[] | T | undefined
 }
 
 /** A prepared query bound to a way of running it (`run` finds the scope at call time). */
@@ -240,10 +274,22 @@ export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: Pr
         }
       }
     : (args?: Args): Promise<O | undefined> => execute(args).then((rows) => rows[0])
+  const readSync = (args: Args | undefined, first: boolean): O[] | O | undefined => {
+    if (template.syncRefusal !== undefined) {
+      throw new InvalidOptionsError(
+        `${first ? 'executeTakeFirstSync' : 'executeSync'} runs reads only, and this prepared query cannot: ${template.syncRefusal}. Use await ${first ? 'executeTakeFirst' : 'execute'}() instead.`,
+      )
+    }
+    return run.readSync<O>(template, template.parameters(args as Record<string, unknown> | undefined), first)
+  }
+  const executeSync = (args?: Args): O[] => readSync(args, false) as O[]
+  const executeTakeFirstSync = (args?: Args): O | undefined => readSync(args, true) as O | undefined
   return Object.freeze({
     sql: template.sql,
     execute: execute as PreparedQuery<Args, O>['execute'],
     executeTakeFirst: executeTakeFirst as PreparedQuery<Args, O>['executeTakeFirst'],
+    executeSync: executeSync as PreparedQuery<Args, O>['executeSync'],
+    executeTakeFirstSync: executeTakeFirstSync as PreparedQuery<Args, O>['executeTakeFirstSync'],
   })
 }
 

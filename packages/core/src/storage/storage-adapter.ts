@@ -30,6 +30,15 @@ export interface StorageHandle {
   executeQuerySync?<R>(sql: string, parameters: readonly unknown[]): QueryResult<R>
   /** Optional: the first row of a select, synchronously, without building the full row list. */
   executeTakeFirstSync?<R>(sql: string, parameters: readonly unknown[]): R | undefined
+  /**
+   * Optional: synchronous reads (`executeSync` / `executeTakeFirstSync` of
+   * prepared queries). `separate: false` reads on this connection (inside its
+   * open transaction, if the reader owns it); `separate: true` reads on a
+   * separate read-only connection to the same database, for a reader that must
+   * neither wait for nor see a transaction another scope has open here. The
+   * adapter opens that connection on first use and closes it with the handle.
+   */
+  syncReader?(separate: boolean): SyncReader
   /** Streams the rows of a select, one chunk at a time. */
   streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
@@ -46,6 +55,20 @@ export interface StorageHandle {
   clearStatementCache(): void
   /** True once the handle has been closed (evicted, destroyed or shut down). */
   readonly closed: boolean
+}
+
+/**
+ * Synchronous, read-only statements on one connection (see
+ * {@link StorageHandle.syncReader}). Each method refuses a statement that is
+ * not read-only with an `InvalidOptionsError`, before running it.
+ */
+export interface SyncReader {
+  all<R>(sql: string, parameters: readonly unknown[]): R[]
+  first<R>(sql: string, parameters: readonly unknown[]): R | undefined
+  /** Schemas attached to this connection. */
+  readonly attached: ReadonlySet<string>
+  /** Attaches `location` as `schema` (read-only on a separate reader). */
+  attach(schema: string, location: string): void
 }
 
 /** A pinned tenant handle: the pool never closes it until `release()`. */
