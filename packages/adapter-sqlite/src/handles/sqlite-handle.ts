@@ -238,18 +238,17 @@ class SeparateReader implements SyncReader {
   }
 
   all<R>(sql: string, parameters: readonly unknown[]): R[] {
-    const statement = readOnly(this.#name, this.#cache.get(sql))
+    // Inside the try: preparing on a connection that has not read the schema yet takes the lock too.
     try {
-      return statement.all(...parameters) as R[]
+      return readOnly(this.#name, this.#cache.get(sql)).all(...parameters) as R[]
     } catch (error) {
       throw this.#busy(error)
     }
   }
 
   first<R>(sql: string, parameters: readonly unknown[]): R | undefined {
-    const statement = readOnly(this.#name, this.#cache.get(sql))
     try {
-      return statement.get(...parameters) as R | undefined
+      return readOnly(this.#name, this.#cache.get(sql)).get(...parameters) as R | undefined
     } catch (error) {
       throw this.#busy(error)
     }
