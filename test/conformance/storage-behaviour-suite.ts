@@ -31,6 +31,7 @@ import Database from 'better-sqlite3'
 import { type Migration, sql } from 'kysely'
 import { caught, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { makeShard, type StorageFactory, tenantMigrations } from '../helpers/fixtures.js'
+import { mainFileOf, openPathsUnder } from '../helpers/open-files.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { filesMentioning, snapshotTree } from '../helpers/tree-snapshot.js'
 import { hostileTenantIds, showId } from '../security/hostile-tenant-ids.js'
@@ -1094,24 +1095,7 @@ async function startBatchWriter(shard: Shard, id: string) {
 
 /** How many distinct files under `dir` this process holds open (Linux `/proc/self/fd`; -1 elsewhere). */
 function openFilesUnder(dir: string, accept: (file: string) => boolean): number {
-  let fds: string[]
-  try {
-    fds = fs.readdirSync('/proc/self/fd')
-  } catch {
-    return -1
-  }
-  const files = new Set<string>()
-  const root = fs.realpathSync(dir)
-  for (const fd of fds) {
-    let target: string
-    try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (!target.startsWith(root + path.sep)) continue
-    const main = target.replace(/-(wal|shm|journal)$/, '')
-    if (accept(main)) files.add(main)
-  }
-  return files.size
+  const paths = openPathsUnder(dir)
+  if (paths === undefined) return -1
+  return new Set(paths.map(mainFileOf).filter(accept)).size
 }

@@ -21,45 +21,23 @@ import Database from 'better-sqlite3'
 import { CamelCasePlugin, sql } from 'kysely'
 import { randomPause, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { type ApexDB, apexMigrations, makeShard, type TenantDB, tenantMigrations } from '../helpers/fixtures.js'
+import { HAS_PROC_FD, mainFileOf, openPathsUnder } from '../helpers/open-files.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { seeded, withOwnerQuery } from './prepared-fixtures.js'
 
 type Shard = Awaited<ReturnType<typeof makeShard>>['shard']
 const JOURNAL_MODES = ['delete', 'wal'] as const
 /** Far below the default busy_timeout (5000 ms): a read that waited for a lock would exceed it. */
 const NO_WAIT_MS = 1000
 
-async function seeded(tenants: string[], perTenant = 3, options: Parameters<typeof makeShard>[0] = {}) {
-  const made = await makeShard(options)
-  const { shard } = made
-  await shard.apex
-    .insertInto('accounts')
-    .values([{ email: 'ada@apex.test' }, { email: 'bob@apex.test' }])
-    .execute()
-  for (const id of tenants) {
-    await shard.tenants.create(id)
-    await shard.withTenant(id, (t) =>
-      t.db
-        .insertInto('documents')
-        .values(
-          Array.from({ length: perTenant }, (_, i) => ({
-            title: `${id} doc ${i + 1}`,
-            owner_id: (i % 2) + 1,
-            status: 'open',
-          })),
-        )
-        .execute(),
-    )
-  }
-  return made
-}
-
 class RolledBack extends Error {}
 
 /**
- * Opens a transaction in its own scope of tenant `id`, inserts one document in
- * it and keeps it open until `commit()` or `rollback()`.
+ * Keeps a transaction open: `begin(inside)` starts one whose body inserts a
+ * row, then awaits `inside()`, which resolves once the test decides; the
+ * transaction then commits or (`rollback()`) throws and rolls back.
  */
-async function holdTransaction(shard: Shard, id: string, values: { title: string; owner_id?: number }) {
+async function hold(begin: (inside: () => Promise<void>) => Promise<unknown>) {
   let decide!: (commit: boolean) => void
   const decision = new Promise<boolean>((resolve) => {
     decide = resolve
@@ -68,41 +46,7 @@ async function holdTransaction(shard: Shard, id: string, values: { title: string
   const open = new Promise<void>((resolve) => {
     opened = resolve
   })
-  const done = shard.withTenant(id, (t) =>
-    t.transaction(async (trx) => {
-      await trx.db
-        .insertInto('documents')
-        .values({ status: 'open', ...values })
-        .execute()
-      opened()
-      if (!(await decision)) throw new RolledBack()
-    }),
-  )
-  await Promise.race([open, done])
-  return {
-    async commit() {
-      decide(true)
-      await done
-    },
-    async rollback() {
-      decide(false)
-      await assert.rejects(done, RolledBack)
-    },
-  }
-}
-
-/** The same on apex: a transaction through `shard.apex` that inserts one account and stays open. */
-async function holdApexTransaction(shard: Shard, email: string) {
-  let decide!: (commit: boolean) => void
-  const decision = new Promise<boolean>((resolve) => {
-    decide = resolve
-  })
-  let opened!: () => void
-  const open = new Promise<void>((resolve) => {
-    opened = resolve
-  })
-  const done = shard.apex.transaction().execute(async (trx) => {
-    await trx.insertInto('accounts').values({ email }).execute()
+  const done = begin(async () => {
     opened()
     if (!(await decision)) throw new RolledBack()
   })
@@ -117,6 +61,31 @@ async function holdApexTransaction(shard: Shard, email: string) {
       await assert.rejects(done, RolledBack)
     },
   }
+}
+
+/** A transaction in its own scope of tenant `id` that inserted one document and stays open. */
+function holdTransaction(shard: Shard, id: string, values: { title: string; owner_id?: number }) {
+  return hold((inside) =>
+    shard.withTenant(id, (t) =>
+      t.transaction(async (trx) => {
+        await trx.db
+          .insertInto('documents')
+          .values({ status: 'open', ...values })
+          .execute()
+        await inside()
+      }),
+    ),
+  )
+}
+
+/** The same on apex: a transaction through `shard.apex` that inserted one account and stays open. */
+function holdApexTransaction(shard: Shard, email: string) {
+  return hold((inside) =>
+    shard.apex.transaction().execute(async (trx) => {
+      await trx.insertInto('accounts').values({ email }).execute()
+      await inside()
+    }),
+  )
 }
 
 /** Runs `fn` and returns its value and how long it took. */
@@ -143,22 +112,10 @@ async function journalModeOf(shard: Shard, id: string): Promise<string> {
 
 /** Descriptors this process holds on files under `dir` whose path (minus -wal/-shm/-journal) passes `accept`. */
 function openDescriptors(dir: string, accept: (file: string) => boolean = () => true): string[] {
-  const root = fs.realpathSync(dir)
-  const found: string[] = []
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (!target.startsWith(root + path.sep)) continue
-    if (accept(target.replace(/-(wal|shm|journal)$/, ''))) found.push(target)
-  }
-  return found
+  return (openPathsUnder(dir) ?? []).filter((target) => accept(mainFileOf(target)))
 }
 
-const SKIP_WITHOUT_PROC_FD = fs.existsSync('/proc/self/fd') ? false : 'needs Linux /proc/self/fd'
+const SKIP_WITHOUT_PROC_FD = HAS_PROC_FD ? false : 'needs Linux /proc/self/fd'
 
 /**
  * A storage adapter that offers only the asynchronous interface: the SQLite
@@ -566,13 +523,7 @@ describe('synchronous prepared reads (executeSync, executeTakeFirstSync)', () =>
           db.selectFrom('documents').select('title').where('id', '>=', p('min')).orderBy('id'),
         )
         const count = shard.prepare((db) => db.selectFrom('documents').select((eb) => eb.fn.countAll<number>().as('n')))
-        const withOwner = shard.prepare((db, p: Params<{ id: number }>) =>
-          db
-            .selectFrom('documents as d')
-            .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
-            .select(['d.title', 'a.email'])
-            .where('d.id', '=', p('id')),
-        )
+        const withOwner = withOwnerQuery(shard)
         const emails = shard.prepareApex((db) => db.selectFrom('accounts').select('email').orderBy('id'))
         // Bound to the test's own context, so that calling it inside the transaction opens a separate
         // scope rather than a nested one (a nested scope of the same tenant joins the transaction).
@@ -616,13 +567,7 @@ describe('synchronous prepared reads (executeSync, executeTakeFirstSync)', () =>
 
       test('a tenant query that joins apex.accounts: in the scope and on the separate connection', async () => {
         const { shard } = await seeded(['acme'], 3, { storageOptions: { journalMode } })
-        const withOwner = shard.prepare((db, p: Params<{ id: number }>) =>
-          db
-            .selectFrom('documents as d')
-            .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
-            .select(['d.title', 'a.email'])
-            .where('d.id', '=', p('id')),
-        )
+        const withOwner = withOwnerQuery(shard)
         assert.match(withOwner.sql, /"apex"\."accounts"/)
         await shard.withTenant('acme', () => {
           assert.deepEqual(withOwner.executeSync({ id: 2 }), [{ title: 'acme doc 2', email: 'bob@apex.test' }])

@@ -10,32 +10,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { CamelCasePlugin, InsertResult } from 'kysely'
-import { makeShard } from '../helpers/fixtures.js'
-
-async function seeded(tenants: string[], perTenant = 3, options: Parameters<typeof makeShard>[0] = {}) {
-  const made = await makeShard(options)
-  const { shard } = made
-  await shard.apex
-    .insertInto('accounts')
-    .values([{ email: 'ada@apex.test' }, { email: 'bob@apex.test' }])
-    .execute()
-  for (const id of tenants) {
-    await shard.tenants.create(id)
-    await shard.withTenant(id, (t) =>
-      t.db
-        .insertInto('documents')
-        .values(
-          Array.from({ length: perTenant }, (_, i) => ({
-            title: `${id} doc ${i + 1}`,
-            owner_id: (i % 2) + 1,
-            status: 'open',
-          })),
-        )
-        .execute(),
-    )
-  }
-  return made
-}
+import { seeded, withOwnerQuery } from './prepared-fixtures.js'
 
 describe('prepared queries', () => {
   test('compiles once and runs in whichever tenant is current', async () => {
@@ -141,13 +116,7 @@ describe('prepared queries', () => {
 
   test('apex tables: attachment is decided at prepare time, writes to apex are refused at prepare time', async () => {
     const { shard } = await seeded(['acme'])
-    const withOwner = shard.prepare((db, p: Params<{ id: number }>) =>
-      db
-        .selectFrom('documents as d')
-        .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
-        .select(['d.title', 'a.email'])
-        .where('d.id', '=', p('id')),
-    )
+    const withOwner = withOwnerQuery(shard)
     assert.match(withOwner.sql, /"apex"\."accounts"/)
     assert.deepEqual(await shard.withTenant('acme', () => withOwner.execute({ id: 2 })), [
       { title: 'acme doc 2', email: 'bob@apex.test' },

@@ -1,16 +1,7 @@
 // Type tests for prepared queries: what must compile, and (under @ts-expect-error) what must not.
 import type { Params, PreparedQuery, Shardines } from '@shardines/core'
-import type { Generated } from 'kysely'
-
-interface ApexDB {
-  accounts: { id: Generated<number>; email: string }
-}
-interface TenantDB {
-  items: { id: Generated<number>; name: string; price: number | null }
-}
-
-type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends <T>() => T extends Y ? 1 : 2 ? true : false
-type Expect<T extends true> = T
+import type { ApexDB, TenantDB } from './items-schema.js'
+import type { Equal, Expect } from './type-assert.js'
 
 declare const shard: Shardines<ApexDB, TenantDB>
 
