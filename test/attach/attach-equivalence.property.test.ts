@@ -12,6 +12,7 @@ import { test } from 'node:test'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { type Expression, Kysely, type SqlBool, SqliteDialect } from 'kysely'
+import { apexMigrations, tenantMigrations } from '../helpers/fixture-schema.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { makeAttachShard } from './attach-helpers.js'
 
@@ -195,34 +196,10 @@ function predicate(eb: any, p: Predicate, present: Alias[], table: (alias: Alias
 
 // ---------- the two databases ----------
 
-async function createTables(db: Kysely<any>, which: 'tenant' | 'apex' | 'both') {
-  if (which !== 'apex') {
-    await db.schema
-      .createTable('documents')
-      .addColumn('id', 'integer', (c) => c.primaryKey())
-      .addColumn('title', 'text', (c) => c.notNull())
-      .addColumn('owner_id', 'integer')
-      .addColumn('status', 'text', (c) => c.notNull().defaultTo('open'))
-      .execute()
-    await db.schema
-      .createTable('comments')
-      .addColumn('id', 'integer', (c) => c.primaryKey())
-      .addColumn('document_id', 'integer', (c) => c.notNull().references('documents.id'))
-      .addColumn('body', 'text', (c) => c.notNull())
-      .execute()
-  }
-  if (which !== 'tenant') {
-    await db.schema
-      .createTable('accounts')
-      .addColumn('id', 'integer', (c) => c.primaryKey())
-      .addColumn('email', 'text', (c) => c.notNull())
-      .addColumn('plan', 'text', (c) => c.notNull().defaultTo('free'))
-      .execute()
-    await db.schema
-      .createTable('plans')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .execute()
+/** The fixture schema's tenant and apex tables in one database (the reference). */
+async function createTables(db: Kysely<any>) {
+  for (const set of [tenantMigrations, apexMigrations]) {
+    for (const migration of Object.values(set)) await migration.up(db)
   }
 }
 
@@ -240,7 +217,7 @@ test('random tenant × apex queries return the same rows as one database holding
   const reference = new Kysely<any>({
     dialect: new SqliteDialect({ database: new Database(path.join(tempDir('shardines-ref-'), 'one.sqlite3')) }),
   })
-  await createTables(reference, 'both')
+  await createTables(reference)
 
   const shardName = (alias: Alias) => (TABLES[alias].apex ? `apex.${TABLES[alias].name}` : TABLES[alias].name)
   const plainName = (alias: Alias) => TABLES[alias].name

@@ -8,54 +8,33 @@ import {
   tenanted,
 } from '@shardines/core'
 import type { Generated, Migration } from 'kysely'
+import {
+  type ApexDB,
+  apexMigrations,
+  type TenantDB as FixtureTenantDB,
+  tenantMigrations as fixtureTenantMigrations,
+} from '../helpers/fixture-schema.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-export interface ApexDB {
-  accounts: { id: Generated<number>; email: string; plan: Generated<string> }
-  plans: { id: string; name: string }
-}
+export type { ApexDB }
 
-export interface TenantDB {
-  documents: { id: Generated<number>; title: string; owner_id: number | null; status: Generated<string> }
-  comments: { id: Generated<number>; document_id: number; body: string; author_id: number | null }
+/**
+ * The shared fixture schema (test/helpers/fixture-schema.ts) with what the
+ * relation tests need besides: a comment's author (an apex account) and a
+ * one-to-one settings table.
+ */
+export interface TenantDB extends Omit<FixtureTenantDB, 'comments'> {
+  comments: FixtureTenantDB['comments'] & { author_id: number | null }
   document_settings: { id: Generated<number>; document_id: number; color: string }
 }
 
-export const apexMigrations: Record<string, Migration> = {
-  '001_accounts': {
-    async up(db) {
-      await db.schema
-        .createTable('plans')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .execute()
-      await db.schema
-        .createTable('accounts')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('email', 'text', (c) => c.notNull())
-        .addColumn('plan', 'text', (c) => c.notNull().defaultTo('free'))
-        .execute()
-    },
-  },
-}
+export { apexMigrations }
 
 export const tenantMigrations: Record<string, Migration> = {
-  '001_documents': {
+  ...fixtureTenantMigrations,
+  '003_comment_authors_and_settings': {
     async up(db) {
-      await db.schema
-        .createTable('documents')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('title', 'text', (c) => c.notNull())
-        .addColumn('owner_id', 'integer')
-        .addColumn('status', 'text', (c) => c.notNull().defaultTo('open'))
-        .execute()
-      await db.schema
-        .createTable('comments')
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('document_id', 'integer', (c) => c.notNull().references('documents.id'))
-        .addColumn('body', 'text', (c) => c.notNull())
-        .addColumn('author_id', 'integer')
-        .execute()
+      await db.schema.alterTable('comments').addColumn('author_id', 'integer').execute()
       await db.schema
         .createTable('document_settings')
         .addColumn('id', 'integer', (c) => c.primaryKey())
