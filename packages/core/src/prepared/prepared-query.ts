@@ -249,38 +249,56 @@ export interface PreparedRunner {
   readSync<T>(template: PreparedTemplate, parameters: readonly unknown[], first: boolean): T[] | T | undefined
 }
 
+/** What `execute(args)` passes on: the caller's arguments by name. */
+type CallArgs = Readonly<Record<string, unknown>> | undefined
+
+/**
+ * Every row of `template` run with `args` through `runner`, as Kysely's
+ * `execute()` returns them (result plugins applied). Shared by prepared
+ * queries and models; argument errors become rejections.
+ */
+export function runRows<O>(runner: PreparedRunner, template: PreparedTemplate, args: CallArgs): Promise<O[]> {
+  try {
+    const parameters = template.parameters(args)
+    if (template.transformsResults) {
+      return runner.run(template, parameters, identity).then((result) => template.transformedRows<O>(result))
+    }
+    return runner.run(template, parameters, (result) => template.rows<O>(result))
+  } catch (error) {
+    // The runner throws when there is no scope: a rejection, like every other failure.
+    return Promise.reject(error)
+  }
+}
+
+/**
+ * The first row of `template` run with `args` through `runner`. Not async, and
+ * no wrapper between the caller and the handle: on a synchronous adapter a
+ * select costs one promise over the statement itself.
+ */
+export function runFirstRow<O>(
+  runner: PreparedRunner,
+  template: PreparedTemplate,
+  args: CallArgs,
+): Promise<O | undefined> {
+  if (!template.firstRowPath) return runRows<O>(runner, template, args).then((rows) => rows[0])
+  try {
+    return runner.first<O>(template, template.parameters(args))
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
 /** A prepared query bound to a way of running it (`run` finds the scope at call time). */
 export function createPreparedQuery<Args, O>(template: PreparedTemplate, run: PreparedRunner): PreparedQuery<Args, O> {
-  const toRows = (result: QueryResult<unknown>): O[] => template.rows<O>(result)
-  const start = <T>(args: Args | undefined, map: (result: QueryResult<unknown>) => T): Promise<T> => {
-    try {
-      return run.run(template, template.parameters(args as Record<string, unknown> | undefined), map)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
-  const execute = (args?: Args): Promise<O[]> =>
-    template.transformsResults
-      ? start(args, identity).then((result) => template.transformedRows<O>(result))
-      : start(args, toRows)
-  // Not async, and no wrapper between the caller and the handle: on a
-  // synchronous adapter a call costs one promise over the statement itself.
-  const executeTakeFirst = template.firstRowPath
-    ? (args?: Args): Promise<O | undefined> => {
-        try {
-          return run.first<O>(template, template.parameters(args as Record<string, unknown> | undefined))
-        } catch (error) {
-          return Promise.reject(error)
-        }
-      }
-    : (args?: Args): Promise<O | undefined> => execute(args).then((rows) => rows[0])
+  const execute = (args?: Args): Promise<O[]> => runRows<O>(run, template, args as CallArgs)
+  const executeTakeFirst = (args?: Args): Promise<O | undefined> => runFirstRow<O>(run, template, args as CallArgs)
   const readSync = (args: Args | undefined, first: boolean): O[] | O | undefined => {
     if (template.syncRefusal !== undefined) {
       throw new InvalidOptionsError(
         `${first ? 'executeTakeFirstSync' : 'executeSync'} runs reads only, and this prepared query cannot: ${template.syncRefusal}. Use await ${first ? 'executeTakeFirst' : 'execute'}() instead.`,
       )
     }
-    return run.readSync<O>(template, template.parameters(args as Record<string, unknown> | undefined), first)
+    return run.readSync<O>(template, template.parameters(args as CallArgs), first)
   }
   const executeSync = (args?: Args): O[] => readSync(args, false) as O[]
   const executeTakeFirstSync = (args?: Args): O | undefined => readSync(args, true) as O | undefined

@@ -1,6 +1,12 @@
-import type { Kysely, KyselyPlugin, QueryResult, SelectQueryBuilder } from 'kysely'
+import type { Kysely, KyselyPlugin, SelectQueryBuilder } from 'kysely'
 import { InvalidOptionsError, NoTenantError } from '../errors.js'
-import { compilePrepared, type Params, type PreparedRunner, type PreparedTemplate } from '../prepared/prepared-query.js'
+import {
+  compilePrepared,
+  type Params,
+  type PreparedRunner,
+  type PreparedTemplate,
+  runRows,
+} from '../prepared/prepared-query.js'
 import type { ApexColumns, ModelBinding, ModelRegistry, ModelSpec } from './model-registry.js'
 
 /**
@@ -61,26 +67,13 @@ function targetAccess(from: Access, target: ModelSpec, binding: ModelBinding): A
   return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined }
 }
 
-const identity = <T>(value: T): T => value
-
 /** Runs a template with `args` on the access's handle and returns its rows (result plugins applied). */
 export function runTemplate(
   access: Access,
   template: PreparedTemplate,
   args: Readonly<Record<string, unknown>>,
 ): Promise<Row[]> {
-  let parameters: readonly unknown[]
-  try {
-    parameters = template.parameters(args)
-  } catch (error) {
-    return Promise.reject(error)
-  }
-  if (template.transformsResults) {
-    return access.runner
-      .run(template, parameters, identity<QueryResult<unknown>>)
-      .then((result) => template.transformedRows<Row>(result))
-  }
-  return access.runner.run(template, parameters, (result) => template.rows<Row>(result))
+  return runRows<Row>(access.runner, template, args)
 }
 
 /** Parses `include('comments', 'comments.author')` into a tree, naming the model and its relations on a typo. */

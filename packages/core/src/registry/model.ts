@@ -1,6 +1,6 @@
-import type { Kysely, QueryResult } from 'kysely'
+import type { Kysely } from 'kysely'
 import { InvalidOptionsError, NoTenantError, RecordNotFoundError } from '../errors.js'
-import { compilePrepared, type Params, type PreparedTemplate } from '../prepared/prepared-query.js'
+import { compilePrepared, type Params, type PreparedTemplate, runFirstRow } from '../prepared/prepared-query.js'
 import type { LoadContext } from './include-loader.js'
 import { conditionsOf, ModelQueryImpl } from './model-query.js'
 import type { ModelBinding, ModelRegistry, ModelSide, ModelSpec } from './model-registry.js'
@@ -9,8 +9,6 @@ type Row = Record<string, unknown>
 
 /** Rows per insert statement in `createMany` (well under SQLite's bound-parameter limit for wide tables). */
 const CREATE_MANY_CHUNK = 500
-
-const identity = <T>(value: T): T => value
 
 /**
  * The object behind `t.models.X` / `shard.models.X`: one model bound to one
@@ -63,21 +61,13 @@ export class ModelImpl {
    * cache, one promise on a synchronous adapter).
    */
   #runFirst(template: PreparedTemplate, args: Record<string, unknown>): Promise<Row | undefined> {
-    let parameters: readonly unknown[]
     let side: ModelSide
     try {
       side = this.#side()
-      parameters = template.parameters(args)
     } catch (error) {
       return Promise.reject(error)
     }
-    if (template.transformsResults) {
-      return side.runner
-        .run(template, parameters, identity<QueryResult<unknown>>)
-        .then((result) => template.transformedRows<Row>(result))
-        .then((rows) => rows[0])
-    }
-    return side.runner.first<Row>(template, parameters)
+    return runFirstRow<Row>(side.runner, template, args)
   }
 
   #checkKey(method: string, id: unknown): void {
