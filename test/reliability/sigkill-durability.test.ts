@@ -8,17 +8,23 @@ import { spawnTsChild } from '../helpers/child-process.js'
 import { type ApexDB, sqliteFactory, type TenantDB, tenantMigrations } from '../helpers/fixtures.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
+/** A fresh storage folder holding tenant `id`, created in `journalMode`, with no process holding it. */
+async function folderWithTenant(id: string, journalMode: 'delete' | 'wal'): Promise<string> {
+  const dir = tempDir()
+  const setup = createShardines({
+    storage: sqliteFactory(dir, { journalMode }),
+    migrations: { tenant: tenantMigrations },
+  })
+  await setup.tenants.create(id)
+  await setup.close()
+  return dir
+}
+
 for (const journalMode of ['delete', 'wal'] as const) {
   test(`SIGKILL during writes (${journalMode} journal): every reported commit survives, none is torn`, {
     timeout: 60_000,
   }, async () => {
-    const dir = tempDir()
-    const setup = createShardines({
-      storage: sqliteFactory(dir, { journalMode }),
-      migrations: { tenant: tenantMigrations },
-    })
-    await setup.tenants.create('durable')
-    await setup.close()
+    const dir = await folderWithTenant('durable', journalMode)
 
     const child = spawnTsChild(new URL('./children/writer-child.ts', import.meta.url), [dir, 'durable', journalMode])
     try {
@@ -63,13 +69,7 @@ for (const journalMode of ['delete', 'wal'] as const) {
   test(`two writer processes on one tenant (${journalMode} journal), both killed: no busy errors, every reported commit survives`, {
     timeout: 60_000,
   }, async () => {
-    const dir = tempDir()
-    const setup = createShardines({
-      storage: sqliteFactory(dir, { journalMode }),
-      migrations: { tenant: tenantMigrations },
-    })
-    await setup.tenants.create('shared')
-    await setup.close()
+    const dir = await folderWithTenant('shared', journalMode)
     const writers = [1, 2].map((w) =>
       spawnTsChild(new URL('./children/writer-child.ts', import.meta.url), [dir, 'shared', journalMode, String(w)]),
     )
