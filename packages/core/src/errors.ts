@@ -1,3 +1,5 @@
+import { match } from 'ts-pattern'
+
 /**
  * Every error Shardines throws extends {@link ShardinesError} and carries a
  * stable `code` that programs can match on (with ts-pattern or a switch).
@@ -23,6 +25,7 @@ export type ShardinesErrorCode =
   | 'INVALID_OPTIONS'
   | 'UNKNOWN_SCHEMA'
   | 'STORAGE_FAILED'
+  | 'STATEMENT_REFUSED'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -204,6 +207,86 @@ export class UnknownSchemaError extends ShardinesError {
       { tenantId },
     )
     this.schema = schema
+  }
+}
+
+/**
+ * Why the statement guard refused a statement (see {@link StatementRefusedError}):
+ * - `attach` / `detach`: an `ATTACH` or `DETACH` not issued by Shardines;
+ * - `vacuum-into`: `VACUUM INTO` a file;
+ * - `pragma`: a pragma that changes the database or the connection;
+ * - `transaction-control`: raw `BEGIN` / `COMMIT` / `ROLLBACK` / `SAVEPOINT` / `RELEASE`;
+ * - `function`: a function that reaches outside the database (`load_extension`);
+ * - `fall-through`: an unqualified name that resolved to an attached database;
+ * - `read-only-scope`: any write where nothing may be written (`withTenants`, synchronous reads).
+ */
+export type StatementRefusal =
+  | 'attach'
+  | 'detach'
+  | 'vacuum-into'
+  | 'pragma'
+  | 'transaction-control'
+  | 'function'
+  | 'fall-through'
+  | 'read-only-scope'
+
+/**
+ * The statement guard refused a statement before SQLite ran it: judged from
+ * SQLite's compiled program, so it holds for builder queries, `sql` fragments,
+ * raw SQL and prepared queries alike. Nothing was executed.
+ */
+export class StatementRefusedError extends ShardinesError {
+  readonly kind: StatementRefusal
+  /** The refused SQL. */
+  readonly sql: string
+  /** The attached schema a `fall-through` statement reached. */
+  readonly schema: string | undefined
+  constructor(
+    kind: StatementRefusal,
+    sql: string,
+    scope: string,
+    detail: { schema?: string | undefined; pragma?: string | undefined; fn?: string | undefined } = {},
+  ) {
+    const tenantId = TENANT_ID_SHAPE.test(scope) && scope !== 'apex' ? scope : undefined
+    const where = tenantId !== undefined ? `tenant "${tenantId}"'s scope` : scope === 'apex' ? 'shard.apex' : scope
+    const shown = sql.length > 200 ? `${sql.slice(0, 200)}…` : sql
+    const why = match(kind)
+      .with(
+        'attach',
+        () =>
+          'ATTACH is refused: Shardines attaches what a scope may read. Use apex.<table> in a builder query or t.attach("apex"); for other tenants use shard.withTenants([...ids], fn).',
+      )
+      .with('detach', () => 'DETACH is refused: attachments belong to Shardines and end with the connection.')
+      .with(
+        'vacuum-into',
+        () => 'VACUUM INTO writes a file anywhere on disk and is refused. Use shard.tenants.backup(id, destPath).',
+      )
+      .with(
+        'pragma',
+        () =>
+          `pragma ${detail.pragma ?? ''} is refused: it changes the database or the connection shared by every scope. Only reading pragmas without a value (user_version, table_info(…), index_list(…), …) and pragma_* table functions are allowed; set connection options in sqliteStorage({...}) or in a migration.`,
+      )
+      .with(
+        'transaction-control',
+        () =>
+          'raw transaction control is refused: it would bypass the transaction gate that keeps scopes apart. Use t.transaction(fn), db.transaction().execute(fn) or db.startTransaction().',
+      )
+      .with('function', () => `${detail.fn ?? 'this function'}() reaches outside the database and is refused.`)
+      .with(
+        'fall-through',
+        () =>
+          `an unqualified table resolved to the attached database "${detail.schema ?? '?'}". Qualify it: main.<table> for this tenant's table, ${detail.schema ?? 'apex'}.<table> to read the attached one.`,
+      )
+      .with(
+        'read-only-scope',
+        () =>
+          'this connection is read-only (withTenants, synchronous reads): nothing may be written, temp objects included. Write inside shard.withTenant(id, fn).',
+      )
+      .exhaustive()
+    super('STATEMENT_REFUSED', `Refused a statement from ${where}: ${why} Statement: ${shown}`, { tenantId })
+    this.kind = kind
+    this.sql = sql
+    this.schema = detail.schema
   }
 }
 

@@ -12,6 +12,8 @@ export {
   ShardinesClosedError,
   ShardinesError,
   type ShardinesErrorCode,
+  type StatementRefusal,
+  StatementRefusedError,
   StorageError,
   TenantExistsError,
   TenantNotFoundError,
@@ -48,6 +50,15 @@ export {
   type NamedMigration,
 } from './migration/migration-source.js'
 export { type MigrationOutcome, runMigrations } from './migration/run-migrations.js'
+// For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
+export { type GuardPolicy, refuseStatement } from './guard/statement-guard.js'
+export {
+  Does,
+  judgeStatement,
+  type ProgramReader,
+  type ProgramStep,
+  type StatementVerdict,
+} from './guard/statement-verdict.js'
 export type { Params, PreparedArgs, PreparedQuery } from './prepared/prepared-query.js'
 export {
   apex,

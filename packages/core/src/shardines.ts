@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Compilable, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
+import { readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
@@ -247,6 +248,8 @@ const COMPILE_ONLY_HANDLE: StorageHandle = Object.freeze({
   attach: () => undefined,
   detach: () => undefined,
   clearStatementCache: () => undefined,
+  leftovers: false,
+  resetConnection: () => undefined,
 })
 
 const COMPILE_ONLY: HandleBinding = bindHandle(COMPILE_ONLY_HANDLE, { label: 'prepare' })
@@ -440,6 +443,8 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         locate: this.#locate,
         maxAttached: this.storage.maxAttached,
         log: this.log,
+        // Everything here is read-only, raw SQL included: the guard refuses any write.
+        guard: readOnlyGuard(label),
         nestedTransactions: false,
         readsOthersOnly: true,
       })
@@ -514,6 +519,8 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       locate: this.#locate,
       maxAttached: 0,
       log: this.log,
+      // shard.apex writes apex, but attaches, pragmas and raw transaction control are Shardines' alone.
+      guard: scopeGuard(APEX),
       nestedTransactions: false,
     })
     return this.#apexBindingValue
@@ -604,6 +611,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       locate,
       maxAttached: shard.storage.maxAttached,
       log: shard.log,
+      guard: scopeGuard(id),
       nestedTransactions: false,
     })
   }

@@ -62,6 +62,8 @@ export class HandlePool {
     // closeAll() already closed and forgot this entry and reset the counter: a late release must not drive it below 0.
     if (this.#entries.get(entry.id) !== entry) return
     this.#pinned--
+    // What the scopes left on the connection (temp tables, triggers, views) never reaches the next one.
+    if (entry.handle.leftovers) this.#reset(entry)
     if (this.#entries.size > this.#maxOpen) this.#evictOverflow()
   }
 
@@ -117,6 +119,15 @@ export class HandlePool {
         this.#close(entry)
         this.#evictions++
       }
+    }
+  }
+
+  /** Resets a handle's leftovers, or closes it when they cannot be dropped (e.g. a kept stream still reads them). */
+  #reset(entry: Entry): void {
+    try {
+      entry.handle.resetConnection()
+    } catch {
+      this.#close(entry)
     }
   }
 

@@ -1,4 +1,17 @@
-import { APEX, InvalidOptionsError, StorageError, type StorageHandle, type SyncReader } from '@shardines/core'
+import {
+  APEX,
+  Does,
+  type GuardPolicy,
+  InvalidOptionsError,
+  judgeStatement,
+  type ProgramReader,
+  type ProgramStep,
+  refuseStatement,
+  StorageError,
+  type StatementVerdict,
+  type StorageHandle,
+  type SyncReader,
+} from '@shardines/core'
 import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
 
@@ -8,41 +21,117 @@ export function isOutOfDescriptors(error: unknown): boolean {
   return code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
 }
 
-const DDL = /^\s*(create|drop|alter)\b/i
+/**
+ * One statement of a connection: the guard's verdict, judged once from the
+ * compiled program, and the prepared statement, made on the first run a guard
+ * allows (a refused pragma is never prepared: pragmas act while prepared).
+ */
+interface GuardedStatement {
+  readonly verdict: StatementVerdict
+  statement: Statement | undefined
+}
 
 /**
- * Prepared statements of one connection, keyed by SQL, oldest dropped first
- * beyond `size` (0: no caching). Cached statements are never iterated
- * (streams prepare their own), so they are never busy: no `busy` check, which
- * is a native getter on the hot path.
+ * Runs an `EXPLAIN` statement. Its parameters only need values to be bound
+ * (nothing runs), but better-sqlite3 insists on exactly as many as the
+ * statement has and names every named one, and tells neither in advance: it
+ * says which in its error, so bind nulls until it agrees.
  */
-class StatementCache {
+function explainRows(explain: Statement): ExplainRow[] {
+  let positional = 0
+  const named: Record<string, null> = {}
+  let hasNamed = false
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    try {
+      const args: unknown[] = new Array(positional).fill(null)
+      if (hasNamed) args.push(named)
+      return explain.all(...args) as ExplainRow[]
+    } catch (error) {
+      const message = (error as Error).message
+      const missing = /^Missing named parameter "(.+)"$/.exec(message)
+      if (missing !== null) {
+        named[missing[1] as string] = null
+        hasNamed = true
+      } else if (message.startsWith('Too few parameter values')) positional++
+      else if (message.startsWith('Too many parameter values') && positional > 0) positional--
+      else throw error
+    }
+  }
+  throw new Error('Could not bind the parameters of an EXPLAIN statement.')
+}
+
+/** The program's columns in `EXPLAIN` output read as raw rows: addr, opcode, p1, p2, p3, p4, p5, comment. */
+type ExplainRow = [number, string, number, number, number, unknown, number, unknown]
+
+/**
+ * The statements of one connection, keyed by SQL, each with its verdict, oldest
+ * dropped first beyond `size` (0: no caching, every run judges again). Cached
+ * statements are never iterated (streams prepare their own), so they are never
+ * busy: no `busy` check, which is a native getter on the hot path.
+ */
+class GuardedStatements implements ProgramReader {
   readonly #db: Database
   readonly #size: number
-  readonly #statements = new Map<string, Statement>()
+  readonly #entries = new Map<string, GuardedStatement>()
+  /** Database names by index, from `pragma database_list`; dropped whenever attachments change. */
+  #databases: (string | undefined)[] | undefined
 
   constructor(db: Database, size: number) {
     this.#db = db
     this.#size = size
   }
 
-  get(sql: string): Statement {
-    let statement = this.#statements.get(sql)
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql)
+  /** The statement for `sql`, judged on first sight. */
+  get(sql: string): GuardedStatement {
+    let entry = this.#entries.get(sql)
+    if (entry === undefined) {
+      entry = { verdict: judgeStatement(sql, this), statement: undefined }
       if (this.#size > 0) {
-        if (this.#statements.size >= this.#size) {
-          const oldest = this.#statements.keys().next().value
-          if (oldest !== undefined) this.#statements.delete(oldest)
+        if (this.#entries.size >= this.#size) {
+          const oldest = this.#entries.keys().next().value
+          if (oldest !== undefined) this.#entries.delete(oldest)
         }
-        this.#statements.set(sql, statement)
+        this.#entries.set(sql, entry)
       }
+    }
+    return entry
+  }
+
+  /** The prepared statement of an entry a guard allowed. */
+  prepared(entry: GuardedStatement): Statement {
+    let statement = entry.statement
+    if (statement === undefined) {
+      statement = this.#db.prepare(entry.verdict.sql)
+      entry.statement = statement
     }
     return statement
   }
 
+  explain(sql: string): readonly ProgramStep[] {
+    const rows = explainRows(this.#db.prepare(`explain ${sql}`).raw(true))
+    const steps: ProgramStep[] = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as ExplainRow
+      steps[i] = { opcode: row[1], p1: row[2], p2: row[3], p3: row[4], p4: row[5] }
+    }
+    return steps
+  }
+
+  databases(): readonly (string | undefined)[] {
+    if (this.#databases === undefined) {
+      const names: (string | undefined)[] = []
+      for (const row of this.#db.pragma('database_list') as { seq: number; name: string }[]) names[row.seq] = row.name
+      this.#databases = names
+    }
+    return this.#databases
+  }
+
+  attachmentsChanged(): void {
+    this.#databases = undefined
+  }
+
   clear(): void {
-    this.#statements.clear()
+    this.#entries.clear()
   }
 }
 
@@ -54,18 +143,29 @@ function attachDatabase(db: Database, schema: string, location: string): void {
 }
 
 /**
- * One better-sqlite3 connection with a bounded statement cache keyed by SQL.
- * The cache belongs to this handle alone: the same SQL on two tenants' handles
- * uses two statements, so no statement ever reads another tenant's file.
+ * Runs a guard over a verdict whose bits it watches: throws the refusal for a
+ * refused statement (nothing has run), and reports whether it writes temp.
+ */
+function watched(verdict: StatementVerdict, guard: GuardPolicy): boolean {
+  if ((verdict.flags & guard.denied) !== 0) throw refuseStatement(verdict, guard)
+  return (verdict.flags & Does.WRITE_TEMP) !== 0
+}
+
+/**
+ * One better-sqlite3 connection with a bounded statement cache keyed by SQL,
+ * each statement guarded (see `StorageHandle`). The cache belongs to this
+ * handle alone: the same SQL on two tenants' handles uses two statements and
+ * two verdicts, so no statement ever reads another tenant's file.
  * Statements run synchronously inside `executeQuery`, which is what lets core
  * keep one scope's statements out of another scope's transaction.
  */
 export class SqliteHandle implements StorageHandle, SyncReader {
   readonly name: string
   readonly db: Database
-  readonly #cache: StatementCache
+  readonly #statements: GuardedStatements
   readonly #cacheSize: number
   readonly #attached = new Set<string>()
+  #leftovers = false
   /** The read-only connection for synchronous reads that must not wait for this one's transaction. */
   #separate: SeparateReader | undefined
 
@@ -80,7 +180,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     this.name = name
     this.db = db
     this.#cacheSize = statementCacheSize
-    this.#cache = new StatementCache(db, statementCacheSize)
+    this.#statements = new GuardedStatements(db, statementCacheSize)
     this.#freeDescriptors = freeDescriptors
   }
 
@@ -92,22 +192,28 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     return !this.db.open
   }
 
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+  get leftovers(): boolean {
+    return this.#leftovers
+  }
+
+  executeQuery<R>(query: CompiledQuery, guard: GuardPolicy): Promise<QueryResult<R>> {
     try {
-      return Promise.resolve(this.run<R>(query.sql, query.parameters))
+      return Promise.resolve(this.run<R>(query.sql, query.parameters, guard))
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
-  executeQuerySync<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
-    return this.run<R>(sql, parameters)
+  executeQuerySync<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): QueryResult<R> {
+    return this.run<R>(sql, parameters, guard)
   }
 
-  executeTakeFirstSync<R>(sql: string, parameters: readonly unknown[]): R | undefined {
-    const statement = this.prepare(sql)
+  executeTakeFirstSync<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
+    const entry = this.#statements.get(sql)
+    if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
+    const statement = this.#statements.prepared(entry)
     if (statement.reader) return statement.get(...parameters) as R | undefined
-    return this.run<R>(sql, parameters).rows[0]
+    return this.#runWrite<R>(entry, statement, parameters).rows[0]
   }
 
   syncReader(separate: boolean): SyncReader {
@@ -126,25 +232,31 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     return this.#separate
   }
 
-  all<R>(sql: string, parameters: readonly unknown[]): R[] {
-    return readOnly(this.name, this.prepare(sql)).all(...parameters) as R[]
+  all<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R[] {
+    return readOnly(this.name, this.#allowed(sql, guard)).all(...parameters) as R[]
   }
 
-  first<R>(sql: string, parameters: readonly unknown[]): R | undefined {
-    return readOnly(this.name, this.prepare(sql)).get(...parameters) as R | undefined
+  first<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
+    return readOnly(this.name, this.#allowed(sql, guard)).get(...parameters) as R | undefined
   }
 
   // Parameters are passed spread, not as one array: better-sqlite3 binds an array
   // argument ~0.1 µs slower (measured), a tenth of what a point select costs us.
 
   /** Runs one statement synchronously (the fast path under `executeQuery`). */
-  run<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
-    const statement = this.prepare(sql)
+  run<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): QueryResult<R> {
+    const entry = this.#statements.get(sql)
+    if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
+    const statement = this.#statements.prepared(entry)
     if (statement.reader) return { rows: statement.all(...parameters) as R[] }
+    return this.#runWrite<R>(entry, statement, parameters)
+  }
+
+  #runWrite<R>(entry: GuardedStatement, statement: Statement, parameters: readonly unknown[]): QueryResult<R> {
     const { changes, lastInsertRowid } = this.#write(statement, parameters)
     // Statements re-prepare themselves after a schema change; dropping the cache
-    // after DDL also frees statements that can no longer run.
-    if (DDL.test(sql)) this.clearStatementCache()
+    // (and its verdicts, which a new trigger or table can change) frees the rest.
+    if ((entry.verdict.flags & Does.SCHEMA_CHANGE) !== 0) this.clearStatementCache()
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
   }
 
@@ -165,37 +277,62 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     }
   }
 
-  async *streamQuery<R>(query: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
-    // A statement being iterated cannot run anything else, so streams never use the cache.
+  async *streamQuery<R>(query: CompiledQuery, guard: GuardPolicy): AsyncIterableIterator<QueryResult<R>> {
+    const entry = this.#statements.get(query.sql)
+    if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
+    // A statement being iterated cannot run anything else, so streams never use the cached one.
     const statement = this.db.prepare(query.sql)
     if (!statement.reader) throw new Error('Only statements that return rows can be streamed.')
     for (const row of statement.iterate(...query.parameters)) yield { rows: [row as R] }
   }
 
-  /** A cached prepared statement for `sql`. */
-  prepare(sql: string): Statement {
-    return this.#cache.get(sql)
+  /** The prepared statement for `sql` if `guard` allows it (refused: thrown, nothing prepared or run). */
+  #allowed(sql: string, guard: GuardPolicy): Statement {
+    const entry = this.#statements.get(sql)
+    if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
+    return this.#statements.prepared(entry)
   }
 
   attach(schema: string, location: string): void {
     attachDatabase(this.db, schema, location)
     this.#attached.add(schema)
+    this.#statements.attachmentsChanged()
   }
 
   detach(schema: string): void {
     if (!this.#attached.has(schema)) return
     this.db.prepare(`detach database "${schema}"`).run()
     this.#attached.delete(schema)
+    this.#statements.attachmentsChanged()
   }
 
   clearStatementCache(): void {
-    this.#cache.clear()
+    this.#statements.clear()
     this.#separate?.clearStatementCache()
+  }
+
+  /**
+   * Drops every temp table, trigger and view (what a scope can leave on the
+   * connection once the guard refuses attaches and pragmas), then the cached
+   * statements and verdicts, which those objects may have changed.
+   */
+  resetConnection(): void {
+    const objects = this.db
+      .prepare("select type, name from temp.sqlite_master where type in ('trigger', 'view', 'table')")
+      .all() as { type: 'trigger' | 'view' | 'table'; name: string }[]
+    const order = { trigger: 0, view: 1, table: 2 }
+    objects.sort((a, b) => order[a.type] - order[b.type])
+    for (const { type, name } of objects) {
+      if (name.startsWith('sqlite_')) continue
+      this.db.prepare(`drop ${type} if exists temp."${name.replaceAll('"', '""')}"`).run()
+    }
+    this.clearStatementCache()
+    this.#leftovers = false
   }
 
   /** Closes the connection (which also detaches everything), and the separate reader if one was opened. */
   close(): void {
-    this.#cache.clear()
+    this.#statements.clear()
     this.#attached.clear()
     this.#separate?.close()
     this.#separate = undefined
@@ -220,52 +357,61 @@ function readOnly(name: string, statement: Statement): Statement {
  * WAL readers never block. Its busy timeout is 0: the one writer it could meet
  * in this process cannot move while it waits (the thread is ours), so a lock
  * it cannot take at once is reported instead of freezing the event loop.
+ * Its statements pass the same guard as the handle's.
  */
 class SeparateReader implements SyncReader {
   readonly db: Database
   readonly #name: string
-  readonly #cache: StatementCache
+  readonly #statements: GuardedStatements
   readonly #attached = new Set<string>()
 
   constructor(name: string, file: string, cacheSize: number) {
     this.#name = name
     this.db = new Sqlite(file, { readonly: true, fileMustExist: true, timeout: 0 })
-    this.#cache = new StatementCache(this.db, cacheSize)
+    this.#statements = new GuardedStatements(this.db, cacheSize)
   }
 
   get attached(): ReadonlySet<string> {
     return this.#attached
   }
 
-  all<R>(sql: string, parameters: readonly unknown[]): R[] {
+  all<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R[] {
     // Inside the try: preparing on a connection that has not read the schema yet takes the lock too.
     try {
-      return readOnly(this.#name, this.#cache.get(sql)).all(...parameters) as R[]
+      return readOnly(this.#name, this.#allowed(sql, guard)).all(...parameters) as R[]
     } catch (error) {
       throw this.#busy(error)
     }
   }
 
-  first<R>(sql: string, parameters: readonly unknown[]): R | undefined {
+  first<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
     try {
-      return readOnly(this.#name, this.#cache.get(sql)).get(...parameters) as R | undefined
+      return readOnly(this.#name, this.#allowed(sql, guard)).get(...parameters) as R | undefined
     } catch (error) {
       throw this.#busy(error)
     }
+  }
+
+  #allowed(sql: string, guard: GuardPolicy): Statement {
+    const entry = this.#statements.get(sql)
+    // Nothing here writes (the connection is read-only), so no temp leftovers to note.
+    if ((entry.verdict.flags & guard.watch) !== 0) watched(entry.verdict, guard)
+    return this.#statements.prepared(entry)
   }
 
   attach(schema: string, location: string): void {
     // A read-only connection attaches read-only.
     attachDatabase(this.db, schema, location)
     this.#attached.add(schema)
+    this.#statements.attachmentsChanged()
   }
 
   clearStatementCache(): void {
-    this.#cache.clear()
+    this.#statements.clear()
   }
 
   close(): void {
-    this.#cache.clear()
+    this.#statements.clear()
     this.#attached.clear()
     if (this.db.open) this.db.close()
   }

@@ -1,6 +1,7 @@
 import { CompiledQuery, type DatabaseConnection, type Driver, type QueryResult, type TransactionSettings } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
 import { AttachLimitError, InvalidOptionsError, ShardinesError, TenantScopeClosedError } from '../errors.js'
+import { type GuardPolicy, INTERNAL_GUARD } from '../guard/statement-guard.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { endTransaction, type HandleState, stateOf, whenNoTransaction } from './handle-state.js'
 import type { QueryLogger } from './query-log.js'
@@ -27,6 +28,12 @@ export interface HandleBinding {
   readonly locate: (schema: string) => string
   readonly maxAttached: number
   readonly log: QueryLogger | null
+  /**
+   * What the statement guard lets this binding's statements do. Scopes get
+   * theirs from `scopeGuard`/`readOnlyGuard`; a private binding (migrations,
+   * status) runs Shardines' own statements and gets `INTERNAL_GUARD`.
+   */
+  readonly guard: GuardPolicy
   /** Savepoints instead of a second BEGIN for nested transactions (migrations only). */
   readonly nestedTransactions: boolean
   /**
@@ -74,6 +81,7 @@ export function bindHandle(handle: StorageHandle, options: BindingOptions): Hand
     locate: options.locate ?? attachesNothing,
     maxAttached: options.maxAttached ?? 0,
     log: options.log ?? null,
+    guard: options.guard ?? INTERNAL_GUARD,
     nestedTransactions: options.nestedTransactions ?? false,
     readsOthersOnly: options.readsOthersOnly ?? false,
     enclosing: options.enclosing,
@@ -107,11 +115,11 @@ export class ScopedConnection implements DatabaseConnection {
     if (schemas !== undefined) await this.#attachMissing(schemas)
     if (binding.readsOthersOnly) {
       // Read everything in one synchronous statement: no lock outlives this tick.
-      const { rows } = await binding.handle.executeQuery<R>(query)
+      const { rows } = await binding.handle.executeQuery<R>(query, binding.guard)
       for (const row of rows) yield { rows: [row] }
       return
     }
-    yield* binding.handle.streamQuery<R>(query, chunkSize)
+    yield* binding.handle.streamQuery<R>(query, binding.guard, chunkSize)
   }
 
   async begin(settings: TransactionSettings): Promise<void> {
@@ -183,10 +191,13 @@ export class ScopedConnection implements DatabaseConnection {
     await this.#attachMissing([schema])
   }
 
+  /** Runs Shardines' own transaction control: the internal path, which the guard does not judge. */
   #run(sql: string): Promise<QueryResult<unknown>> {
     const query = CompiledQuery.raw(sql)
     const { log, handle, label } = this.#binding
-    return log === null ? handle.executeQuery(query) : log.time(label, query, () => handle.executeQuery(query))
+    return log === null
+      ? handle.executeQuery(query, INTERNAL_GUARD)
+      : log.time(label, query, () => handle.executeQuery(query, INTERNAL_GUARD))
   }
 
   #attachMissing(schemas: readonly string[]): void | Promise<void> {
@@ -257,7 +268,7 @@ export function executePrepared<R, T>(
   try {
     wait = mayRun(binding, owner, source.schemas)
     if (wait === undefined && log === null && handle.executeQuerySync !== undefined) {
-      return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters)))
+      return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters, binding.guard)))
     }
   } catch (error) {
     return Promise.reject(error)
@@ -283,7 +294,7 @@ export function executePreparedFirst<R>(
   try {
     wait = mayRun(binding, owner, source.schemas)
     if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
-      return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters))
+      return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters, binding.guard))
     }
   } catch (error) {
     return Promise.reject(error)
@@ -309,7 +320,7 @@ export function executeFirstRow<R>(
   const { log, handle } = binding
   if (log === null && handle.executeTakeFirstSync !== undefined) {
     try {
-      return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters))
+      return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters, binding.guard))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -354,9 +365,10 @@ export function readPreparedSync<R>(
     }
   }
   const { sql } = source
-  if (log === null) return first ? reader.first<R>(sql, parameters) : reader.all<R>(sql, parameters)
+  const guard = binding.guard
+  if (log === null) return first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard)
   return log.timeSync(label, source.compiledWith(parameters), () =>
-    first ? reader.first<R>(sql, parameters) : reader.all<R>(sql, parameters),
+    first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard),
   )
 }
 
@@ -381,15 +393,18 @@ function mayRun(
 
 function run<R, T>(binding: HandleBinding, query: CompiledQuery, map: (result: QueryResult<R>) => T): Promise<T> {
   const { log, handle } = binding
-  if (log !== null) return log.time(binding.label, query, () => handle.executeQuery<R>(query)).then(map)
+  const { guard } = binding
+  if (log !== null) return log.time(binding.label, query, () => handle.executeQuery<R>(query, guard)).then(map)
   if (handle.executeQuerySync !== undefined) {
     try {
-      return Promise.resolve(map(handle.executeQuerySync<R>(query.sql, query.parameters)))
+      return Promise.resolve(map(handle.executeQuerySync<R>(query.sql, query.parameters, guard)))
     } catch (error) {
       return Promise.reject(error)
     }
   }
-  return map === identity ? (handle.executeQuery<R>(query) as Promise<T>) : handle.executeQuery<R>(query).then(map)
+  return map === identity
+    ? (handle.executeQuery<R>(query, guard) as Promise<T>)
+    : handle.executeQuery<R>(query, guard).then(map)
 }
 
 /**

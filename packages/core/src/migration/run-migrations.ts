@@ -3,6 +3,7 @@ import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.j
 import type { QueryLogger } from '../connection/query-log.js'
 import { bindHandle, ScopedConnection } from '../connection/scoped-connection.js'
 import { MigrationError } from '../errors.js'
+import { INTERNAL_GUARD } from '../guard/statement-guard.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { MigrationSet } from './migration-source.js'
 
@@ -23,7 +24,10 @@ export interface MigrationOutcome {
 
 /** Reads the version stamp kept in `user_version` (one pragma: the cheap check on open). */
 export async function readVersionStamp(handle: StorageHandle): Promise<number> {
-  const { rows } = await handle.executeQuery<{ user_version: number }>(CompiledQuery.raw('pragma user_version'))
+  const { rows } = await handle.executeQuery<{ user_version: number }>(
+    CompiledQuery.raw('pragma user_version'),
+    INTERNAL_GUARD,
+  )
   return rows[0]?.user_version ?? 0
 }
 
@@ -52,6 +56,8 @@ export async function runMigrations(
   set: MigrationSet,
   log: QueryLogger | null,
 ): Promise<MigrationOutcome> {
+  // What a scope left on a shared connection (temp tables, triggers) must not catch the migration's statements.
+  if (handle.leftovers) await handle.resetConnection()
   // One owner for the whole run; a migration's own db.transaction() becomes a savepoint.
   const binding = bindHandle(handle, { label, owner: {}, log, nestedTransactions: true })
   const db = createBoundKysely<any>(binding, plainCompiler(), [])

@@ -1,4 +1,5 @@
 import type { CompiledQuery, QueryResult } from 'kysely'
+import type { GuardPolicy } from '../guard/statement-guard.js'
 
 /**
  * The name under which the shared catalogue database is addressed (`apex.<table>`),
@@ -15,21 +16,32 @@ export const APEX = 'apex'
  * each statement to completion inside `executeQuery` before it returns; an
  * asynchronous one must queue them in call order. Core relies on this to keep a
  * scope's statements out of another scope's open transaction.
+ *
+ * **The statement guard.** Every method that runs a statement takes the
+ * caller's {@link GuardPolicy}. Before a statement first runs on the handle,
+ * the adapter judges it with core's `judgeStatement` (pragmas from their text,
+ * before anything is prepared; everything else from its compiled program) and
+ * caches the verdict with the statement. Before every run it checks
+ * `verdict.flags & guard.watch`: when that is not 0 it throws
+ * `refuseStatement(verdict, guard)` for bits in `guard.denied` (running
+ * nothing), and otherwise notes a temp write (see {@link leftovers}). After a
+ * statement with `Does.SCHEMA_CHANGE` it drops its cached statements and
+ * verdicts. Its own statements (attach, detach, reset) never pass a guard.
  */
 export interface StorageHandle {
   /** `'apex'`, the tenant id, or a name for a scratch handle. */
   readonly name: string
   /** Runs one statement (through the handle's statement cache where it has one). */
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>>
+  executeQuery<R>(query: CompiledQuery, guard: GuardPolicy): Promise<QueryResult<R>>
   /**
    * Optional: the same, synchronously, for drivers that run statements
    * synchronously (better-sqlite3). Core uses it to settle a statement in one
    * promise instead of two. It takes the SQL and parameters rather than a
    * {@link CompiledQuery}, so prepared queries need not build one per call.
    */
-  executeQuerySync?<R>(sql: string, parameters: readonly unknown[]): QueryResult<R>
+  executeQuerySync?<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): QueryResult<R>
   /** Optional: the first row of a select, synchronously, without building the full row list. */
-  executeTakeFirstSync?<R>(sql: string, parameters: readonly unknown[]): R | undefined
+  executeTakeFirstSync?<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined
   /**
    * Optional: synchronous reads (`executeSync` / `executeTakeFirstSync` of
    * prepared queries). `separate: false` reads on this connection (inside its
@@ -40,7 +52,7 @@ export interface StorageHandle {
    */
   syncReader?(separate: boolean): SyncReader
   /** Streams the rows of a select, one chunk at a time. */
-  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
+  streamQuery<R>(query: CompiledQuery, guard: GuardPolicy, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
   readonly attached: ReadonlySet<string>
   /**
@@ -51,8 +63,21 @@ export interface StorageHandle {
   attach(schema: string, location: string): void | Promise<void>
   /** Detaches `schema`; never called while a transaction is open on the handle. */
   detach(schema: string): void | Promise<void>
-  /** Drops cached prepared statements (after schema changes, e.g. a migration). */
+  /** Drops cached prepared statements and their verdicts (after schema changes, e.g. a migration). */
   clearStatementCache(): void
+  /**
+   * True once a guarded statement wrote the connection's `temp` database (a
+   * temp table, trigger or view): state that must not reach a later scope.
+   * The adapter resets it (see {@link resetConnection}) when the last lease
+   * on the handle is released.
+   */
+  readonly leftovers: boolean
+  /**
+   * Drops what scopes left on the connection (every temp table, trigger and
+   * view) and the statements cached with it, so that the next user sees a
+   * clean connection; clears {@link leftovers}.
+   */
+  resetConnection(): void | Promise<void>
   /** True once the handle has been closed (evicted, destroyed or shut down). */
   readonly closed: boolean
 }
@@ -63,8 +88,8 @@ export interface StorageHandle {
  * not read-only with an `InvalidOptionsError`, before running it.
  */
 export interface SyncReader {
-  all<R>(sql: string, parameters: readonly unknown[]): R[]
-  first<R>(sql: string, parameters: readonly unknown[]): R | undefined
+  all<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R[]
+  first<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined
   /** Schemas attached to this connection. */
   readonly attached: ReadonlySet<string>
   /** Attaches `location` as `schema` (read-only on a separate reader). */

@@ -1,0 +1,154 @@
+/**
+ * A small SQLite lexer: enough to read a statement's leading keywords and the
+ * schema names it writes as qualifiers (`apex.accounts`, `"apex"."accounts"`),
+ * skipping comments, string literals and quoting as SQLite does. It never
+ * decides what a statement does — SQLite's compiled program does that — it
+ * only answers what the text itself says.
+ */
+
+/** A word (keyword or identifier, unquoted), a quoted identifier, a string, or one punctuation character. */
+export interface SqlToken {
+  readonly kind: 'word' | 'quoted' | 'string' | 'punct'
+  /** Words: lower-cased; quoted identifiers: unquoted, case kept; punctuation: the character. */
+  readonly text: string
+}
+
+const WORD = /[A-Za-z0-9_$\u0080-\uffff]/
+
+/** Tokens of `sql`, in order, without whitespace and comments. Stops at the first `;` that ends a statement. */
+export function tokenize(sql: string, limit = Number.POSITIVE_INFINITY): SqlToken[] {
+  const tokens: SqlToken[] = []
+  const n = sql.length
+  let i = 0
+  while (i < n && tokens.length < limit) {
+    const c = sql[i] as string
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+      i++
+    } else if (c === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i + 2)
+      i = end === -1 ? n : end + 1
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2)
+      i = end === -1 ? n : end + 2
+    } else if (c === "'" || c === '"' || c === '`') {
+      const [text, next] = readQuoted(sql, i, c)
+      tokens.push({ kind: c === "'" ? 'string' : 'quoted', text })
+      i = next
+    } else if (c === '[') {
+      const end = sql.indexOf(']', i + 1)
+      const stop = end === -1 ? n : end
+      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, stop) })
+      i = stop + 1
+    } else if (WORD.test(c)) {
+      let j = i + 1
+      while (j < n && WORD.test(sql[j] as string)) j++
+      tokens.push({ kind: 'word', text: sql.slice(i, j).toLowerCase() })
+      i = j
+    } else {
+      tokens.push({ kind: 'punct', text: c })
+      i++
+    }
+  }
+  return tokens
+}
+
+/** Reads a quoted token starting at `start` (doubled quotes escape); returns its text and the index after it. */
+function readQuoted(sql: string, start: number, quote: string): [string, number] {
+  let text = ''
+  let i = start + 1
+  for (;;) {
+    const end = sql.indexOf(quote, i)
+    if (end === -1) return [text + sql.slice(i), sql.length]
+    text += sql.slice(i, end)
+    if (sql[end + 1] === quote) {
+      text += quote
+      i = end + 2
+    } else {
+      return [text, end + 1]
+    }
+  }
+}
+
+/** The identifier a token names (a word or a quoted identifier), lower-cased as SQLite compares names; else undefined. */
+function identifierOf(token: SqlToken | undefined): string | undefined {
+  if (token === undefined) return undefined
+  if (token.kind === 'word') return token.text
+  if (token.kind === 'quoted') return token.text.toLowerCase()
+  return undefined
+}
+
+/**
+ * The schema names `sql` writes as qualifiers: every identifier directly
+ * followed by `.` and another identifier or `*` (`apex.accounts`,
+ * `"acme"."documents"`, `apex.*`), lower-cased. Strings and comments are not
+ * read. A column qualifier (`d.title`) is returned too: callers only ask
+ * whether a given schema is among them.
+ */
+export function qualifiersIn(sql: string): Set<string> {
+  const tokens = tokenize(sql)
+  const names = new Set<string>()
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const dot = tokens[i + 1]
+    if (dot?.kind !== 'punct' || dot.text !== '.') continue
+    const name = identifierOf(tokens[i])
+    if (name !== undefined) names.add(name)
+  }
+  return names
+}
+
+/** What a statement's text opens with, for the checks that must run before SQLite prepares it. */
+export interface StatementHead {
+  /** The first keyword after any `explain` / `explain query plan` (lower-cased), or '' for none. */
+  readonly keyword: string
+  /** Whether the statement is an `EXPLAIN` (which runs nothing, but a pragma still acts when prepared). */
+  readonly explain: boolean
+  /** The tokens from `keyword` on (the first few dozen). */
+  readonly tokens: readonly SqlToken[]
+}
+
+/** Reads the head of a statement: its first keyword, past comments and `explain [query plan]`. */
+export function statementHead(sql: string): StatementHead {
+  let tokens = tokenize(sql, 48)
+  let explain = false
+  if (tokens[0]?.kind === 'word' && tokens[0].text === 'explain') {
+    explain = true
+    tokens = tokens.slice(1)
+    if (tokens[0]?.text === 'query' && tokens[1]?.text === 'plan') tokens = tokens.slice(2)
+  }
+  const first = tokens[0]
+  return { keyword: first?.kind === 'word' ? first.text : '', explain, tokens }
+}
+
+/**
+ * A pragma statement's parts: `pragma [schema.]name [= value | (argument)]`.
+ * `name` is lower-cased; `form` says whether it sets (`=`), takes an argument
+ * (`(…)`, which for most pragmas also sets) or only reads.
+ */
+export interface PragmaParts {
+  readonly schema: string | undefined
+  readonly name: string
+  readonly form: 'read' | 'assign' | 'call'
+}
+
+/** Parses the tokens of a pragma (from `statementHead(sql).tokens`); undefined when they are not one. */
+export function pragmaParts(tokens: readonly SqlToken[]): PragmaParts | undefined {
+  if (tokens[0]?.text !== 'pragma') return undefined
+  let i = 1
+  let schema: string | undefined
+  let name = identifierOf(tokens[i])
+  if (name === undefined) return undefined
+  if (tokens[i + 1]?.kind === 'punct' && tokens[i + 1]?.text === '.') {
+    schema = name
+    i += 2
+    name = identifierOf(tokens[i])
+    if (name === undefined) return undefined
+  }
+  const next = tokens[i + 1]
+  const form =
+    next === undefined || (next.kind === 'punct' && next.text === ';')
+      ? 'read'
+      : next.kind === 'punct' && next.text === '('
+        ? 'call'
+        : 'assign'
+  return { schema, name, form }
+}

@@ -1,0 +1,238 @@
+import { type PragmaParts, pragmaParts, qualifiersIn, statementHead } from './sql-tokens.js'
+
+/**
+ * What a statement does, as bits of {@link StatementVerdict.flags}. Read from
+ * SQLite's compiled program (`EXPLAIN`), never from the SQL text, except for
+ * pragmas, which act while they are prepared and so are judged from their
+ * text before SQLite sees them.
+ */
+export const Does = Object.freeze({
+  /** Writes the connection's own database (data or schema). */
+  WRITE_MAIN: 1,
+  /** Writes the connection's `temp` database (temp tables, triggers, views). */
+  WRITE_TEMP: 2,
+  /** Writes an attached database (`Transaction p1>=2 p2>=1`, a temp trigger's write included). */
+  WRITE_ATTACHED: 4,
+  /** Opens an attached database whose name the SQL never writes as a qualifier (fall-through). */
+  READ_UNNAMED: 8,
+  ATTACH: 16,
+  DETACH: 32,
+  /** `VACUUM INTO <file>`: writes a file anywhere on disk. */
+  VACUUM_INTO: 64,
+  /** A pragma that is not on the read-only list, or any pragma given a value. */
+  PRAGMA: 128,
+  /** `BEGIN` / `COMMIT` / `ROLLBACK` / `SAVEPOINT` / `RELEASE`: the connection's transaction state. */
+  TRANSACTION: 256,
+  /** Changes a schema (create/drop/alter): cached statements and verdicts must be dropped after it runs. */
+  SCHEMA_CHANGE: 512,
+  /** Calls a function that reaches outside the database (`load_extension`). */
+  FUNCTION: 1024,
+  /** `VACUUM` (rebuilds a database in place). */
+  VACUUM: 2048,
+})
+
+/** A statement's verdict: what it does, computed once per handle and SQL and cached with the statement. */
+export interface StatementVerdict {
+  readonly sql: string
+  /** Bits of {@link Does}. */
+  readonly flags: number
+  /** Attached schemas the statement writes. */
+  readonly written: readonly string[]
+  /** Attached schemas the statement reads without naming them. */
+  readonly unnamed: readonly string[]
+  /** The pragma's name, for a refused pragma. */
+  readonly pragma: string | undefined
+  /** The function's name, for a refused function call. */
+  readonly fn: string | undefined
+}
+
+/** One instruction of a compiled program, as `EXPLAIN` lists it. */
+export interface ProgramStep {
+  readonly opcode: string
+  readonly p1: number
+  readonly p2: number
+  readonly p3: number
+  readonly p4: unknown
+}
+
+/**
+ * What an adapter gives the guard about one statement: its compiled program,
+ * and the names of the connection's databases by index (0 `main`, 1 `temp`,
+ * then attached ones). Only called for statements that are not pragmas.
+ */
+export interface ProgramReader {
+  explain(sql: string): readonly ProgramStep[]
+  databases(): readonly (string | undefined)[]
+}
+
+/**
+ * Pragmas that only report, with no value (`pragma user_version`). Anything
+ * else, and any pragma given a value, changes the database or the connection.
+ */
+const READ_PRAGMAS = new Set([
+  'application_id',
+  'auto_vacuum',
+  'cache_size',
+  'collation_list',
+  'compile_options',
+  'data_version',
+  'database_list',
+  'encoding',
+  'foreign_key_check',
+  'foreign_key_list',
+  'foreign_keys',
+  'freelist_count',
+  'function_list',
+  'index_info',
+  'index_list',
+  'index_xinfo',
+  'integrity_check',
+  'journal_mode',
+  'module_list',
+  'page_count',
+  'page_size',
+  'pragma_list',
+  'quick_check',
+  'schema_version',
+  'synchronous',
+  'table_info',
+  'table_list',
+  'table_xinfo',
+  'user_version',
+])
+
+/** Read-only pragmas that take an argument in parentheses (`pragma table_info('documents')`). */
+const CALL_PRAGMAS = new Set([
+  'foreign_key_check',
+  'foreign_key_list',
+  'index_info',
+  'index_list',
+  'index_xinfo',
+  'integrity_check',
+  'quick_check',
+  'table_info',
+  'table_list',
+  'table_xinfo',
+])
+
+/** Whether a pragma only reads (the documented allow-list). */
+export function isReadPragma(pragma: PragmaParts): boolean {
+  if (pragma.form === 'assign') return false
+  return pragma.form === 'read' ? READ_PRAGMAS.has(pragma.name) : CALL_PRAGMAS.has(pragma.name)
+}
+
+const FUNCTIONS_REFUSED = /^(load_extension)\(/
+const SCHEMA_OPCODES = new Set([
+  'ParseSchema',
+  'DropTable',
+  'DropIndex',
+  'DropTrigger',
+  'CreateBtree',
+  'Destroy',
+  'VCreate',
+  'VDestroy',
+  'RenameTable',
+])
+
+const MAIN = 0
+const TEMP = 1
+
+/**
+ * Judges one statement. Pragmas are judged from their text and never prepared
+ * here (some act while they are prepared, even under `EXPLAIN`); an `EXPLAIN`
+ * of anything else runs nothing; every other statement is judged from its
+ * compiled program.
+ */
+export function judgeStatement(sql: string, reader: ProgramReader): StatementVerdict {
+  const head = statementHead(sql)
+  if (head.keyword === 'pragma') {
+    const pragma = pragmaParts(head.tokens)
+    const allowed = pragma !== undefined && isReadPragma(pragma)
+    return verdict(sql, allowed ? 0 : Does.PRAGMA, [], [], pragma?.name ?? 'pragma', undefined)
+  }
+  if (head.explain) return verdict(sql, 0, [], [], undefined, undefined)
+
+  const program = reader.explain(sql)
+  let flags = 0
+  let touched: Set<number> | undefined
+  let written: Set<number> | undefined
+  let fn: string | undefined
+  for (const step of program) {
+    switch (step.opcode) {
+      case 'Transaction':
+        ;(touched ??= new Set()).add(step.p1)
+        if (step.p2 !== 0) (written ??= new Set()).add(step.p1)
+        break
+      case 'OpenRead':
+      case 'ReopenIdx':
+        ;(touched ??= new Set()).add(step.p3)
+        break
+      case 'OpenWrite':
+        ;(touched ??= new Set()).add(step.p3)
+        ;(written ??= new Set()).add(step.p3)
+        break
+      case 'Function':
+      case 'PureFunc': {
+        const name = typeof step.p4 === 'string' ? step.p4 : ''
+        if (name.startsWith('sqlite_attach(')) flags |= Does.ATTACH
+        else if (name.startsWith('sqlite_detach(')) flags |= Does.DETACH
+        else if (FUNCTIONS_REFUSED.test(name)) {
+          flags |= Does.FUNCTION
+          fn = name.slice(0, name.indexOf('('))
+        }
+        break
+      }
+      case 'Vacuum':
+        if (step.p2 !== 0) flags |= Does.VACUUM_INTO
+        else {
+          flags |= Does.VACUUM
+          ;(written ??= new Set()).add(step.p1)
+        }
+        break
+      case 'AutoCommit':
+      case 'Savepoint':
+        flags |= Does.TRANSACTION
+        break
+      case 'JournalMode':
+        flags |= Does.PRAGMA
+        break
+      default:
+        if (SCHEMA_OPCODES.has(step.opcode)) flags |= Does.SCHEMA_CHANGE
+    }
+  }
+  // BEGIN IMMEDIATE lists a write of every database; it is refused as transaction control, not as writes.
+  if ((flags & Does.TRANSACTION) !== 0) return verdict(sql, flags, [], [], undefined, fn)
+
+  const names = touched !== undefined || written !== undefined ? reader.databases() : []
+  const writtenAttached: string[] = []
+  for (const index of written ?? []) {
+    if (index === MAIN) flags |= Does.WRITE_MAIN
+    else if (index === TEMP) flags |= Does.WRITE_TEMP
+    else {
+      flags |= Does.WRITE_ATTACHED
+      writtenAttached.push(names[index] ?? `#${index}`)
+    }
+  }
+  const unnamed: string[] = []
+  const attachedTouched = [...(touched ?? [])].filter((index) => index > TEMP)
+  if (attachedTouched.length > 0) {
+    const qualifiers = qualifiersIn(sql)
+    for (const index of attachedTouched) {
+      const name = names[index] ?? `#${index}`
+      if (!qualifiers.has(name.toLowerCase())) unnamed.push(name)
+    }
+    if (unnamed.length > 0) flags |= Does.READ_UNNAMED
+  }
+  return verdict(sql, flags, writtenAttached, unnamed, undefined, fn)
+}
+
+function verdict(
+  sql: string,
+  flags: number,
+  written: readonly string[],
+  unnamed: readonly string[],
+  pragma: string | undefined,
+  fn: string | undefined,
+): StatementVerdict {
+  return Object.freeze({ sql, flags, written, unnamed, pragma, fn })
+}
