@@ -267,9 +267,7 @@ test('writes through shard.apex are visible to the next tenant query on an alrea
   await shard.close()
 })
 
-test('raw sql is not parsed: after t.attach("apex") a raw statement CAN write to apex (the documented limit)', async () => {
-  // This pins down what docs/attach.md says. If a guard for raw SQL is ever
-  // added, this test should fail and the documentation should change with it.
+test('raw sql is judged by its compiled program: after t.attach("apex") a raw write to apex is refused', async () => {
   const { shard } = await setup()
   await shard.withTenant('acme', async (t) => {
     await assert.rejects(
@@ -278,8 +276,16 @@ test('raw sql is not parsed: after t.attach("apex") a raw statement CAN write to
       'nothing is attached until a builder query or t.attach needs it',
     )
     await t.attach('apex')
-    await sql`insert into apex.plans (id, name) values ('raw', 'Raw')`.execute(t.db)
+    await assert.rejects(sql`insert into apex.plans (id, name) values ('raw', 'Raw')`.execute(t.db), {
+      name: 'ReadOnlyAttachmentError',
+      code: 'READ_ONLY_ATTACHMENT',
+      schema: 'apex',
+      tenantId: 'acme',
+    })
+    // Reads of apex through raw SQL stay allowed once it is attached.
+    const { rows } = await sql<{ n: number }>`select count(*) as n from apex.plans where id = 'raw'`.execute(t.db)
+    assert.deepEqual(rows, [{ n: 0 }])
   })
-  assert.deepEqual(await shard.apex.selectFrom('plans').select('id').where('id', '=', 'raw').execute(), [{ id: 'raw' }])
+  assert.deepEqual(await shard.apex.selectFrom('plans').select('id').where('id', '=', 'raw').execute(), [])
   await shard.close()
 })

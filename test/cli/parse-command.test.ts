@@ -14,7 +14,11 @@ test('parseCommand: each command line becomes one case of the union', () => {
     [['tenants', 'create', 'acme'], { kind: 'tenants-create', id: 'acme' }],
     [['tenants', 'destroy', 'acme', '--yes'], { kind: 'tenants-destroy', id: 'acme', yes: true }],
     [['tenants', 'destroy', 'acme'], { kind: 'tenants-destroy', id: 'acme', yes: false }],
-    [['backup', 'acme', './b.sqlite3'], { kind: 'backup', id: 'acme', dest: './b.sqlite3' }],
+    [['backup', 'acme', './b.sqlite3'], { kind: 'backup', id: 'acme', dest: './b.sqlite3', overwrite: false }],
+    [
+      ['backup', 'acme', './b.sqlite3', '--overwrite'],
+      { kind: 'backup', id: 'acme', dest: './b.sqlite3', overwrite: true },
+    ],
     [['codegen', '--out', 'src/db', '--verify'], { kind: 'codegen', out: 'src/db', verify: true }],
     [[], { kind: 'help' }],
     [['--version'], { kind: 'version' }],

@@ -100,9 +100,9 @@ function recording(storage: StorageAdapter, statements: string[]): StorageAdapte
       proxy = new Proxy(handle, {
         get(target, key) {
           if (key === 'executeQuery') {
-            return (query: { sql: string }) => {
+            return (query: { sql: string }, guard: unknown) => {
               statements.push(query.sql)
-              return target.executeQuery(query as never)
+              return target.executeQuery(query as never, guard as never)
             }
           }
           const value = Reflect.get(target, key, target)

@@ -131,14 +131,18 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
         get name() {
           return handle.name
         },
-        executeQuery: (query) => handle.executeQuery(query),
-        streamQuery: (query, chunkSize) => handle.streamQuery(query, chunkSize),
+        executeQuery: (query, guard) => handle.executeQuery(query, guard),
+        streamQuery: (query, guard, chunkSize) => handle.streamQuery(query, guard, chunkSize),
         get attached() {
           return handle.attached
         },
         attach: (schema, location) => handle.attach(schema, location),
         detach: (schema) => handle.detach(schema),
         clearStatementCache: () => handle.clearStatementCache(),
+        get leftovers() {
+          return handle.leftovers
+        },
+        resetConnection: () => handle.resetConnection(),
         get closed() {
           return handle.closed
         },
@@ -160,7 +164,7 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
     create: (id, build) => storage.create(id, (handle) => build(wrap(handle))),
     destroy: (id) => storage.destroy(id),
     list: () => storage.list(),
-    backup: (name, dest) => storage.backup(name, dest),
+    backup: (name, dest, options) => storage.backup(name, dest, options),
     fork: (from, to) => storage.fork(from, to),
     locate: (name) => storage.locate(name),
     openScratch: () => wrap(storage.openScratch()),

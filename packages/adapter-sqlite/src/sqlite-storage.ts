@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {
   APEX,
+  InvalidOptionsError,
   type PoolStats,
   ShardinesClosedError,
   type StorageAdapter,
@@ -146,9 +147,12 @@ class SqliteStorage implements StorageAdapter {
     yield* ids
   }
 
-  async backup(name: string, destPath: string): Promise<void> {
+  async backup(name: string, destPath: string, options: { readonly overwrite?: boolean } = {}): Promise<void> {
     this.#assertOpen()
-    const dest = path.resolve(destPath)
+    if (name !== APEX && (this.#doomed.has(name) || !fs.existsSync(this.#paths.tenant(name)))) {
+      throw new TenantNotFoundError(name)
+    }
+    const dest = this.#backupDestination(name, destPath, options.overwrite === true)
     fs.mkdirSync(path.dirname(dest), { recursive: true })
     const partial = `${dest}.partial-${process.pid}-${Date.now().toString(36)}`
     try {
@@ -157,6 +161,56 @@ class SqliteStorage implements StorageAdapter {
     } finally {
       removeFiles(partial)
     }
+  }
+
+  /**
+   * Where a backup may go: outside the data folder (symlinks resolved), not an
+   * existing file unless `overwrite`, never a live database. The path returned
+   * has its existing part resolved, so a link swapped in later cannot redirect
+   * the final rename into the data folder.
+   */
+  #backupDestination(name: string, destPath: string, overwrite: boolean): string {
+    const requested = path.resolve(destPath)
+    const dest = realpathOfExisting(requested)
+    const dataDir = realpathOfExisting(path.resolve(this.#paths.dir))
+    const what = name === APEX ? 'the apex database' : `tenant "${name}"`
+    if (dest === dataDir || dest.startsWith(dataDir + path.sep)) {
+      throw new InvalidOptionsError(
+        `Refused to back up ${what} to ${requested}: it is inside the data folder ${dataDir}, where a backup could replace or be taken for a live database. Choose a path outside it.`,
+      )
+    }
+    let stat: fs.Stats | undefined
+    try {
+      stat = fs.statSync(dest)
+    } catch {
+      // Nothing there: the common case.
+    }
+    if (stat !== undefined) {
+      if (!stat.isFile()) {
+        throw new InvalidOptionsError(`Refused to back up ${what} to ${requested}: it exists and is not a file.`)
+      }
+      if (!overwrite) {
+        throw new InvalidOptionsError(
+          `Refused to back up ${what} to ${requested}: the file exists. Pass { overwrite: true } (CLI: --overwrite) to replace it.`,
+        )
+      }
+      if (this.#isLiveDatabase(dest)) {
+        throw new InvalidOptionsError(
+          `Refused to back up ${what} to ${requested}: it is a live database of this instance, and nothing is ever written over one.`,
+        )
+      }
+    }
+    return dest
+  }
+
+  /** Whether `file` (a resolved path) is the apex file, a tenant file or one of their side files. */
+  #isLiveDatabase(file: string): boolean {
+    const base = file.replace(/-(wal|shm|journal)$/, '')
+    if (base === realpathOfExisting(this.#paths.apex)) return true
+    const apexHandle = this.#apex
+    if (apexHandle !== undefined && base === realpathOfExisting(apexHandle.db.name)) return true
+    for (const handle of this.#pool.handles()) if (base === realpathOfExisting(handle.db.name)) return true
+    return false
   }
 
   async fork(fromId: string, toId: string): Promise<void> {
@@ -321,6 +375,22 @@ class SqliteStorage implements StorageAdapter {
 
   #assertOpen(): void {
     if (this.#closed) throw new ShardinesClosedError()
+  }
+}
+
+/** `file` with its longest existing ancestor resolved through symlinks (the rest appended as given). */
+function realpathOfExisting(file: string): string {
+  let existing = file
+  const rest: string[] = []
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(existing), ...rest)
+    } catch {
+      const parent = path.dirname(existing)
+      if (parent === existing) return file
+      rest.unshift(path.basename(existing))
+      existing = parent
+    }
   }
 }
 

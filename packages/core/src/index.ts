@@ -21,6 +21,16 @@ export {
   TenantScopeClosedError,
   UnknownSchemaError,
 } from './errors.js'
+// For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
+export { positionalParameterCount } from './guard/sql-tokens.js'
+export { type GuardPolicy, refuseStatement } from './guard/statement-guard.js'
+export {
+  Does,
+  judgeStatement,
+  type ProgramReader,
+  type ProgramStep,
+  type StatementVerdict,
+} from './guard/statement-verdict.js'
 export type {
   HonoContextLike,
   HonoTenantMiddleware,
@@ -50,15 +60,6 @@ export {
   type NamedMigration,
 } from './migration/migration-source.js'
 export { type MigrationOutcome, runMigrations } from './migration/run-migrations.js'
-// For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
-export { type GuardPolicy, refuseStatement } from './guard/statement-guard.js'
-export {
-  Does,
-  judgeStatement,
-  type ProgramReader,
-  type ProgramStep,
-  type StatementVerdict,
-} from './guard/statement-verdict.js'
 export type { Params, PreparedArgs, PreparedQuery } from './prepared/prepared-query.js'
 export {
   apex,
@@ -112,4 +113,4 @@ export type {
   TenantTransaction,
 } from './tenant/scope-types.js'
 export { assertTenantId, isValidTenantId, MAX_TENANT_ID_LENGTH, RESERVED_TENANT_IDS } from './tenant/tenant-id.js'
-export type { TenantsApi } from './tenant/tenants-api.js'
+export type { BackupOptions, TenantsApi } from './tenant/tenants-api.js'

@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Compilable, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
-import { readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
@@ -21,6 +20,7 @@ import {
   ShardinesClosedError,
   TenantSchemaOutdatedError,
 } from './errors.js'
+import { readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import {
   type HonoContextLike,
   type HonoTenantMiddleware,

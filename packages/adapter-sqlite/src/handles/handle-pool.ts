@@ -87,6 +87,11 @@ export class HandlePool {
     if (this.#entries.get(id) === entry) this.#close(entry)
   }
 
+  /** The open handles (for checks such as "is this path a live database?"). */
+  *handles(): IterableIterator<SqliteHandle> {
+    for (const entry of this.#entries.values()) yield entry.handle
+  }
+
   /** Lowers `maxOpen` (after the process ran out of file descriptors). */
   shrink(maxOpen: number): void {
     this.#maxOpen = Math.max(1, maxOpen)

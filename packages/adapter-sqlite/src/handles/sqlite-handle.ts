@@ -6,9 +6,10 @@ import {
   judgeStatement,
   type ProgramReader,
   type ProgramStep,
+  positionalParameterCount,
   refuseStatement,
-  StorageError,
   type StatementVerdict,
+  StorageError,
   type StorageHandle,
   type SyncReader,
 } from '@shardines/core'
@@ -37,11 +38,11 @@ interface GuardedStatement {
  * statement has and names every named one, and tells neither in advance: it
  * says which in its error, so bind nulls until it agrees.
  */
-function explainRows(explain: Statement): ExplainRow[] {
-  let positional = 0
+function explainRows(explain: Statement, sql: string): ExplainRow[] {
+  let positional = positionalParameterCount(sql)
   const named: Record<string, null> = {}
   let hasNamed = false
-  for (let attempt = 0; attempt < 1000; attempt++) {
+  for (let attempt = 0; attempt < 200; attempt++) {
     try {
       const args: unknown[] = new Array(positional).fill(null)
       if (hasNamed) args.push(named)
@@ -108,7 +109,7 @@ class GuardedStatements implements ProgramReader {
   }
 
   explain(sql: string): readonly ProgramStep[] {
-    const rows = explainRows(this.#db.prepare(`explain ${sql}`).raw(true))
+    const rows = explainRows(this.#db.prepare(`explain ${sql}`).raw(true), sql)
     const steps: ProgramStep[] = new Array(rows.length)
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as ExplainRow

@@ -71,7 +71,11 @@ type NodeWithWith = OperationNode & {
  * - refuses any write or DDL aimed at an attached schema
  *   ({@link ReadOnlyAttachmentError}): insert/update/delete/merge targets,
  *   create/alter/drop of tables, indexes and views;
- * - qualifies unqualified table references with `main` (CTE names excepted).
+ * - qualifies unqualified table references with `main` (CTE names excepted),
+ *   `sql.table('documents')` fragments included.
+
+ * What it cannot see (raw SQL text, `sql.id`, `sql.raw`) the statement guard
+ * judges from SQLite's compiled program before it runs (`guard/`).
  *
  * @example
  * ```ts
@@ -117,6 +121,14 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
       }
     } else if (node.table.schema !== undefined && this.parentNode?.kind === 'CreateTableNode') {
       this.#refuseAttachedDdl(node.table)
+    } else if (
+      // sql.table('documents'): a table reference inside a raw fragment, wherever the fragment stands.
+      node.table.schema === undefined &&
+      this.#policy.qualifyMain &&
+      this.parentNode?.kind === 'RawNode' &&
+      !this.#isCteName(node.table.identifier.name)
+    ) {
+      this.append('"main".')
     }
     super.visitTable(node)
   }

@@ -12,7 +12,7 @@ export type ParsedCommand =
   | { readonly kind: 'tenants-list' }
   | { readonly kind: 'tenants-create'; readonly id: string }
   | { readonly kind: 'tenants-destroy'; readonly id: string; readonly yes: boolean }
-  | { readonly kind: 'backup'; readonly id: string; readonly dest: string }
+  | { readonly kind: 'backup'; readonly id: string; readonly dest: string; readonly overwrite: boolean }
   | { readonly kind: 'codegen'; readonly out: string | undefined; readonly verify: boolean }
   | { readonly kind: 'help' }
   | { readonly kind: 'version' }
@@ -44,7 +44,9 @@ Commands:
   tenants list            every tenant id
   tenants create ID       create a tenant (migrated to the latest version)
   tenants destroy ID      delete a tenant's database (asks to confirm; --yes skips)
-  backup ID DEST          online backup of a tenant (or "apex") to the file DEST
+  backup ID DEST [--overwrite]
+                          online backup of a tenant (or "apex") to the file DEST, outside the data folder
+                          (an existing DEST only with --overwrite, and never a live database)
   codegen [--out DIR] [--verify]
                           generate (or check) the ApexDB / TenantDB types (@shardines/codegen)
 
@@ -66,6 +68,7 @@ const OPTIONS = {
   yes: { type: 'boolean', short: 'y', default: false },
   out: { type: 'string' },
   verify: { type: 'boolean', default: false },
+  overwrite: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const
@@ -152,9 +155,9 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
       throw new CliUsageError('tenants takes: list | create ID | destroy ID [--yes].')
     })
     .with(['backup', P._], () => {
-      only('backup', [])
+      only('backup', ['overwrite'])
       arity('backup', ['ID', 'DEST'], rest)
-      return { kind: 'backup', id: rest[0] as string, dest: rest[1] as string }
+      return { kind: 'backup', id: rest[0] as string, dest: rest[1] as string, overwrite: values.overwrite }
     })
     .with(['codegen', P._], () => {
       only('codegen', ['out', 'verify'])

@@ -96,6 +96,23 @@ export function qualifiersIn(sql: string): Set<string> {
   return names
 }
 
+/**
+ * How many positional parameters `sql` has as SQLite counts them: one per
+ * `?`, or the highest `?NNN`. (Named ones, `:x` `@x` `$x`, are not counted.)
+ */
+export function positionalParameterCount(sql: string): number {
+  const tokens = tokenize(sql)
+  let count = 0
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] as SqlToken
+    if (token.kind !== 'punct' || token.text !== '?') continue
+    const next = tokens[i + 1]
+    const number = next?.kind === 'word' && /^[0-9]+$/.test(next.text) ? Number(next.text) : undefined
+    count = number === undefined ? count + 1 : Math.max(count, number)
+  }
+  return count
+}
+
 /** What a statement's text opens with, for the checks that must run before SQLite prepares it. */
 export interface StatementHead {
   /** The first keyword after any `explain` / `explain query plan` (lower-cased), or '' for none. */

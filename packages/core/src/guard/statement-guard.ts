@@ -1,5 +1,10 @@
 import { match } from 'ts-pattern'
-import { ReadOnlyAttachmentError, type ShardinesError, StatementRefusedError, type StatementRefusal } from '../errors.js'
+import {
+  ReadOnlyAttachmentError,
+  type ShardinesError,
+  type StatementRefusal,
+  StatementRefusedError,
+} from '../errors.js'
 import { Does, type StatementVerdict } from './statement-verdict.js'
 
 /**
@@ -69,12 +74,16 @@ function refusalKind(refused: number): StatementRefusal | 'write-attached' {
 export function refuseStatement(verdict: StatementVerdict, policy: GuardPolicy): ShardinesError {
   const kind = refusalKind(verdict.flags & policy.denied)
   return match(kind)
-    .with('write-attached', () => new ReadOnlyAttachmentError(verdict.written[0] ?? 'attached', undefined, policy.label))
-    .otherwise((kind) =>
-      new StatementRefusedError(kind, verdict.sql, policy.label, {
-        schema: kind === 'fall-through' ? verdict.unnamed[0] : undefined,
-        pragma: verdict.pragma,
-        fn: verdict.fn,
-      }),
+    .with(
+      'write-attached',
+      () => new ReadOnlyAttachmentError(verdict.written[0] ?? 'attached', undefined, policy.label),
+    )
+    .otherwise(
+      (kind) =>
+        new StatementRefusedError(kind, verdict.sql, policy.label, {
+          schema: kind === 'fall-through' ? verdict.unnamed[0] : undefined,
+          pragma: verdict.pragma,
+          fn: verdict.fn,
+        }),
     )
 }

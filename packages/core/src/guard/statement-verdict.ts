@@ -70,35 +70,59 @@ export interface ProgramReader {
  * else, and any pragma given a value, changes the database or the connection.
  */
 const READ_PRAGMAS = new Set([
+  'analysis_limit',
   'application_id',
   'auto_vacuum',
+  'automatic_index',
+  'busy_timeout',
   'cache_size',
+  'cache_spill',
+  'cell_size_check',
+  'checkpoint_fullfsync',
   'collation_list',
   'compile_options',
   'data_version',
   'database_list',
+  'defer_foreign_keys',
   'encoding',
   'foreign_key_check',
   'foreign_key_list',
   'foreign_keys',
   'freelist_count',
+  'fullfsync',
   'function_list',
+  'hard_heap_limit',
+  'ignore_check_constraints',
   'index_info',
   'index_list',
   'index_xinfo',
   'integrity_check',
   'journal_mode',
+  'journal_size_limit',
+  'legacy_alter_table',
+  'locking_mode',
+  'max_page_count',
+  'mmap_size',
   'module_list',
   'page_count',
   'page_size',
   'pragma_list',
+  'query_only',
   'quick_check',
+  'recursive_triggers',
+  'reverse_unordered_selects',
   'schema_version',
+  'secure_delete',
+  'soft_heap_limit',
   'synchronous',
   'table_info',
   'table_list',
   'table_xinfo',
+  'temp_store',
+  'threads',
+  'trusted_schema',
   'user_version',
+  'wal_autocheckpoint',
 ])
 
 /** Read-only pragmas that take an argument in parentheses (`pragma table_info('documents')`). */
@@ -194,7 +218,8 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
         flags |= Does.TRANSACTION
         break
       case 'JournalMode':
-        flags |= Does.PRAGMA
+        // p3 is the new mode; -1 only queries it (SQLite emits that for `drop table if exists` of no table).
+        if (step.p3 !== -1) flags |= Does.PRAGMA
         break
       default:
         if (SCHEMA_OPCODES.has(step.opcode)) flags |= Does.SCHEMA_CHANGE

@@ -153,8 +153,13 @@ export interface StorageAdapter {
   destroy(tenantId: string): Promise<boolean>
   /** Every tenant id, sorted, streamed. */
   list(): AsyncIterable<string>
-  /** An online, consistent copy of a live database (`'apex'` or a tenant id) at `destPath`. */
-  backup(name: string, destPath: string): Promise<void>
+  /**
+   * An online, consistent copy of a live database (`'apex'` or a tenant id) at
+   * `destPath`. Refuses (`InvalidOptionsError`, nothing written) a destination
+   * inside the adapter's data folder, an existing file unless `overwrite`, and
+   * anything that is a live database of this adapter.
+   */
+  backup(name: string, destPath: string, options?: { readonly overwrite?: boolean }): Promise<void>
   /** A consistent copy of tenant `fromId` created as tenant `toId` (atomic, like `create`). */
   fork(fromId: string, toId: string): Promise<void>
   /** What another handle passes to `attach` to reach `'apex'` or a tenant. */

@@ -21,10 +21,21 @@ export interface TenantsApi {
    * Resolves to whether the tenant existed.
    */
   destroy(id: string): Promise<boolean>
-  /** An online, consistent copy of a live tenant (or `'apex'`) at `destPath`. */
-  backup(id: string, destPath: string): Promise<void>
+  /**
+   * An online, consistent copy of a live tenant (or `'apex'`) at `destPath`.
+   * Refused with `InvalidOptionsError` (nothing written) when `destPath` is
+   * inside the data folder, or is an existing file and `overwrite` is not
+   * set; nothing is ever written over a live tenant or apex database.
+   */
+  backup(id: string, destPath: string, options?: BackupOptions): Promise<void>
   /** Creates tenant `toId` as a consistent copy of `fromId` (e.g. a staging copy). */
   fork(fromId: string, toId: string): Promise<void>
+}
+
+/** Options of {@link TenantsApi.backup}. */
+export interface BackupOptions {
+  /** Replace an existing file at the destination (never a live database). Default false. */
+  readonly overwrite?: boolean
 }
 
 export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
@@ -58,10 +69,13 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       }
       return ctx.storage.destroy(id)
     },
-    async backup(id: string, destPath: string): Promise<void> {
+    async backup(id: string, destPath: string, options: BackupOptions = {}): Promise<void> {
       ctx.assertOpen()
       if (id !== APEX) assertTenantId(id)
-      await ctx.storage.backup(id, destPath)
+      if (typeof destPath !== 'string' || destPath.length === 0) {
+        throw new InvalidOptionsError(`tenants.backup("${id}", destPath) needs a destination path.`)
+      }
+      await ctx.storage.backup(id, destPath, { overwrite: options.overwrite === true })
     },
     async fork(fromId: string, toId: string): Promise<void> {
       ctx.assertOpen()

@@ -3,7 +3,7 @@ import type { CliOutput } from '../cli-output.js'
 import type { AnyShardines } from '../load-config.js'
 import type { ParsedCommand } from '../parse-command.js'
 
-/** `shardines backup ID DEST`: an online, consistent copy of a live tenant (or `apex`) at DEST. */
+/** `shardines backup ID DEST [--overwrite]`: an online, consistent copy of a live tenant (or `apex`) at DEST. */
 export async function backupCommand(
   shard: AnyShardines,
   command: Extract<ParsedCommand, { kind: 'backup' }>,
@@ -12,7 +12,7 @@ export async function backupCommand(
 ): Promise<number> {
   const dest = path.resolve(cwd, command.dest)
   const started = performance.now()
-  await shard.tenants.backup(command.id, dest)
+  await shard.tenants.backup(command.id, dest, { overwrite: command.overwrite })
   const ms = performance.now() - started
   out.line(`backed up ${command.id} to ${dest} in ${ms.toFixed(0)} ms`)
   if (out.json) out.result({ backup: command.id, dest })
