@@ -253,12 +253,21 @@ class SqliteStorage implements StorageAdapter {
   /** Migrates tenants on worker threads, each opening files with this adapter's pragmas and busy timeout. */
   migrateInWorkers(job: WorkerMigrationJob): Promise<void> {
     this.#assertOpen()
-    return runWorkerMigrations(job, {
-      fileOf: (id) => this.#paths.tenant(id),
-      pragmas: openPragmas(this.#options, this.#options.journalMode),
-      busyTimeout: this.#options.busyTimeout,
-      statementCacheSize: Math.min(this.#options.statementCacheSize, 50),
-    })
+    // A worker changed the schema behind this process's handle: its cached statements and their
+    // verdicts were judged against the old schema (an unqualified name may now resolve elsewhere).
+    const onOutcome = (outcome: Parameters<WorkerMigrationJob['onOutcome']>[0]) => {
+      if (outcome.status === 'migrated') this.#pool.peek(outcome.id)?.clearStatementCache()
+      job.onOutcome(outcome)
+    }
+    return runWorkerMigrations(
+      { ...job, onOutcome },
+      {
+        fileOf: (id) => this.#paths.tenant(id),
+        pragmas: openPragmas(this.#options, this.#options.journalMode),
+        busyTimeout: this.#options.busyTimeout,
+        statementCacheSize: Math.min(this.#options.statementCacheSize, 50),
+      },
+    )
   }
 
   async close(): Promise<void> {

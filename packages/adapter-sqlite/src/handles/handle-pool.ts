@@ -87,6 +87,11 @@ export class HandlePool {
     if (this.#entries.get(id) === entry) this.#close(entry)
   }
 
+  /** The open handle of `id`, if any, without pinning it or counting a hit. */
+  peek(id: string): SqliteHandle | undefined {
+    return this.#entries.get(id)?.handle
+  }
+
   /** The open handles (for checks such as "is this path a live database?"). */
   *handles(): IterableIterator<SqliteHandle> {
     for (const entry of this.#entries.values()) yield entry.handle

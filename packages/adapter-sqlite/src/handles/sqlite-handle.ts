@@ -61,6 +61,23 @@ function explainRows(explain: Statement, sql: string): ExplainRow[] {
   throw new Error('Could not bind the parameters of an EXPLAIN statement.')
 }
 
+/**
+ * Verdicts judged on clean connections (nothing attached, nothing in temp),
+ * shared by every connection of the process: there a verdict depends on the
+ * SQL alone (see core's `judgeStatement`), so a tenant handle opened on a pool
+ * miss judges nothing it has seen on another. Oldest dropped beyond the bound.
+ */
+const CLEAN_VERDICTS = new Map<string, StatementVerdict>()
+const CLEAN_VERDICTS_MAX = 4096
+
+function rememberClean(verdict: StatementVerdict): void {
+  if (CLEAN_VERDICTS.size >= CLEAN_VERDICTS_MAX) {
+    const oldest = CLEAN_VERDICTS.keys().next().value
+    if (oldest !== undefined) CLEAN_VERDICTS.delete(oldest)
+  }
+  CLEAN_VERDICTS.set(verdict.sql, verdict)
+}
+
 /** The program's columns in `EXPLAIN` output read as raw rows: addr, opcode, p1, p2, p3, p4, p5, comment. */
 type ExplainRow = [number, string, number, number, number, unknown, number, unknown]
 
@@ -76,17 +93,34 @@ class GuardedStatements implements ProgramReader {
   readonly #entries = new Map<string, GuardedStatement>()
   /** Database names by index, from `pragma database_list`; dropped whenever attachments change. */
   #databases: (string | undefined)[] | undefined
+  /** Whether the connection has nothing attached and nothing in temp (told by the handle). */
+  readonly #isClean: () => boolean
+  /** The statement `readsOnly` prepared, kept for the entry being judged. */
+  #justPrepared: Statement | undefined
 
-  constructor(db: Database, size: number) {
+  constructor(db: Database, size: number, isClean: () => boolean) {
     this.#db = db
     this.#size = size
+    this.#isClean = isClean
   }
 
-  /** The statement for `sql`, judged on first sight. */
+  /** The statement for `sql`, judged on first sight (from the process's clean verdicts when the connection is clean). */
   get(sql: string): GuardedStatement {
     let entry = this.#entries.get(sql)
     if (entry === undefined) {
-      entry = { verdict: judgeStatement(sql, this), statement: undefined }
+      let verdict: StatementVerdict | undefined
+      this.#justPrepared = undefined
+      if (this.#isClean()) {
+        verdict = CLEAN_VERDICTS.get(sql)
+        if (verdict === undefined) {
+          verdict = judgeStatement(sql, this)
+          rememberClean(verdict)
+        }
+      } else {
+        verdict = judgeStatement(sql, this)
+      }
+      entry = { verdict, statement: this.#justPrepared }
+      this.#justPrepared = undefined
       if (this.#size > 0) {
         if (this.#entries.size >= this.#size) {
           const oldest = this.#entries.keys().next().value
@@ -116,6 +150,16 @@ class GuardedStatements implements ProgramReader {
       steps[i] = { opcode: row[1], p1: row[2], p2: row[3], p3: row[4], p4: row[5] }
     }
     return steps
+  }
+
+  clean(): boolean {
+    return this.#isClean()
+  }
+
+  readsOnly(sql: string): boolean {
+    const statement = this.#db.prepare(sql)
+    this.#justPrepared = statement
+    return statement.reader && statement.readonly
   }
 
   databases(): readonly (string | undefined)[] {
@@ -181,7 +225,11 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     this.name = name
     this.db = db
     this.#cacheSize = statementCacheSize
-    this.#statements = new GuardedStatements(db, statementCacheSize)
+    this.#statements = new GuardedStatements(
+      db,
+      statementCacheSize,
+      () => this.#attached.size === 0 && !this.#leftovers,
+    )
     this.#freeDescriptors = freeDescriptors
   }
 
@@ -369,7 +417,7 @@ class SeparateReader implements SyncReader {
   constructor(name: string, file: string, cacheSize: number) {
     this.#name = name
     this.db = new Sqlite(file, { readonly: true, fileMustExist: true, timeout: 0 })
-    this.#statements = new GuardedStatements(this.db, cacheSize)
+    this.#statements = new GuardedStatements(this.db, cacheSize, () => this.#attached.size === 0)
   }
 
   get attached(): ReadonlySet<string> {

@@ -37,10 +37,11 @@ const ANY_WRITE = OUTSIDE | Does.WRITE_MAIN | Does.WRITE_TEMP | Does.VACUUM | Do
 
 /**
  * Shardines' own statements (its attach and transaction control, migrations,
- * version stamps, status reads): nothing refused, nothing watched. Never handed
- * to user code: it is only passed by core's internal bindings.
+ * version stamps, status reads): nothing refused. Temp writes are still noted
+ * (a migration may leave a temp object, which must not reach a scope). Never
+ * handed to user code: it is only passed by core's internal bindings.
  */
-export const INTERNAL_GUARD: GuardPolicy = Object.freeze({ denied: 0, watch: 0, label: 'shardines' })
+export const INTERNAL_GUARD: GuardPolicy = Object.freeze({ denied: 0, watch: Does.WRITE_TEMP, label: 'shardines' })
 
 /** A tenant scope (or `shard.apex`): its own database and temp only; temp writes mark the connection. */
 export function scopeGuard(label: string): GuardPolicy {

@@ -63,6 +63,15 @@ export interface ProgramStep {
 export interface ProgramReader {
   explain(sql: string): readonly ProgramStep[]
   databases(): readonly (string | undefined)[]
+  /**
+   * Optional, with {@link readsOnly}: true when the connection has nothing
+   * attached and nothing in `temp`. Then every name resolves in `main`, and a
+   * statement that returns rows and writes nothing can do nothing the guard
+   * refuses, so its verdict needs no `EXPLAIN` (see {@link judgeStatement}).
+   */
+  clean?(): boolean
+  /** Optional: prepares `sql` (never a pragma) and says whether it returns rows and writes nothing (`sqlite3_stmt_readonly`). */
+  readsOnly?(sql: string): boolean
 }
 
 /**
@@ -146,6 +155,8 @@ export function isReadPragma(pragma: PragmaParts): boolean {
 }
 
 const FUNCTIONS_REFUSED = /^(load_extension)\(/
+/** Any mention of a refused function in the text, however quoted or cased (a cheap, conservative test). */
+const MENTIONS_REFUSED_FUNCTION = /load_extension/i
 const SCHEMA_OPCODES = new Set([
   'ParseSchema',
   'DropTable',
@@ -164,8 +175,12 @@ const TEMP = 1
 /**
  * Judges one statement. Pragmas are judged from their text and never prepared
  * here (some act while they are prepared, even under `EXPLAIN`); an `EXPLAIN`
- * of anything else runs nothing; every other statement is judged from its
- * compiled program.
+ * of anything else runs nothing; a read on a clean connection reads main
+ * alone; every other statement is judged from its compiled program.
+ *
+ * On a clean connection the verdict depends on the SQL alone (every name
+ * resolves in `main`, and `main`'s own triggers and views cannot reach another
+ * database), so adapters may share clean verdicts between connections.
  */
 export function judgeStatement(sql: string, reader: ProgramReader): StatementVerdict {
   const head = statementHead(sql)
@@ -175,25 +190,31 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     return verdict(sql, allowed ? 0 : Does.PRAGMA, [], [], pragma?.name ?? 'pragma', undefined)
   }
   if (head.explain) return verdict(sql, 0, [], [], undefined, undefined)
+  // On a clean connection (only main, empty temp) a statement that returns rows and writes
+  // nothing reads main alone: it cannot write, attach, control transactions or fall through.
+  // Statements without result rows (ATTACH, BEGIN, VACUUM, …) never take this path.
+  if (!MENTIONS_REFUSED_FUNCTION.test(sql) && reader.clean?.() === true && reader.readsOnly?.(sql) === true) {
+    return verdict(sql, 0, [], [], undefined, undefined)
+  }
 
   const program = reader.explain(sql)
   let flags = 0
-  let touched: Set<number> | undefined
-  let written: Set<number> | undefined
+  const touched = new Set<number>()
+  const written = new Set<number>()
   let fn: string | undefined
   for (const step of program) {
     switch (step.opcode) {
       case 'Transaction':
-        ;(touched ??= new Set()).add(step.p1)
-        if (step.p2 !== 0) (written ??= new Set()).add(step.p1)
+        touched.add(step.p1)
+        if (step.p2 !== 0) written.add(step.p1)
         break
       case 'OpenRead':
       case 'ReopenIdx':
-        ;(touched ??= new Set()).add(step.p3)
+        touched.add(step.p3)
         break
       case 'OpenWrite':
-        ;(touched ??= new Set()).add(step.p3)
-        ;(written ??= new Set()).add(step.p3)
+        touched.add(step.p3)
+        written.add(step.p3)
         break
       case 'Function':
       case 'PureFunc': {
@@ -210,7 +231,7 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
         if (step.p2 !== 0) flags |= Does.VACUUM_INTO
         else {
           flags |= Does.VACUUM
-          ;(written ??= new Set()).add(step.p1)
+          written.add(step.p1)
         }
         break
       case 'AutoCommit':
@@ -228,9 +249,9 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
   // BEGIN IMMEDIATE lists a write of every database; it is refused as transaction control, not as writes.
   if ((flags & Does.TRANSACTION) !== 0) return verdict(sql, flags, [], [], undefined, fn)
 
-  const names = touched !== undefined || written !== undefined ? reader.databases() : []
+  const names = touched.size > 0 || written.size > 0 ? reader.databases() : []
   const writtenAttached: string[] = []
-  for (const index of written ?? []) {
+  for (const index of written) {
     if (index === MAIN) flags |= Does.WRITE_MAIN
     else if (index === TEMP) flags |= Does.WRITE_TEMP
     else {
@@ -239,7 +260,7 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     }
   }
   const unnamed: string[] = []
-  const attachedTouched = [...(touched ?? [])].filter((index) => index > TEMP)
+  const attachedTouched = [...touched].filter((index) => index > TEMP)
   if (attachedTouched.length > 0) {
     const qualifiers = qualifiersIn(sql)
     for (const index of attachedTouched) {
