@@ -60,7 +60,8 @@ export interface TenantScope<TenantDB, ApexDB, Models = unknown> {
   transaction<T>(fn: (trx: TenantTransaction<TenantDB, ApexDB, Models>) => Promise<T>): Promise<T>
   /**
    * Attaches apex explicitly, for raw `sql` that names `apex.<table>` (the
-   * compiler cannot read raw SQL). Raw SQL is not checked for writes: see the README.
+   * compiler cannot read raw SQL). Raw SQL is judged by the statement guard
+   * like every statement: it may read apex, never write it (docs/attach.md).
    */
   attach(name: 'apex'): Promise<void>
 }
