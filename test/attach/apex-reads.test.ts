@@ -36,7 +36,7 @@ test('apex table in inner and left JOIN, with aliases and qualified column refer
       .orderBy('d.id')
     assert.equal(
       inner.compile().sql,
-      'select "d"."title", "a"."email" from "main"."documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id" order by "d"."id"',
+      'select "d"."title", "a"."email" from "documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id" order by "d"."id"',
     )
     assert.deepEqual(await inner.execute(), [
       { title: 'Plan', email: 'ann@x.test' },
@@ -44,7 +44,7 @@ test('apex table in inner and left JOIN, with aliases and qualified column refer
     ])
 
     // Unaliased tables: column references keep the bare table name, which
-    // SQLite resolves against "main"."documents" (a table's name is its alias).
+    // SQLite resolves against "documents" (a table's name is its alias).
     const left = t.db
       .selectFrom('documents')
       .leftJoin('apex.accounts', 'apex.accounts.id', 'documents.owner_id')
@@ -53,7 +53,7 @@ test('apex table in inner and left JOIN, with aliases and qualified column refer
       .orderBy('documents.id')
     assert.equal(
       left.compile().sql,
-      'select "documents"."title", "apex"."accounts"."email", "apex"."plans"."name" as "plan" from "main"."documents" left join "apex"."accounts" on "apex"."accounts"."id" = "documents"."owner_id" left join "apex"."plans" on "apex"."plans"."id" = "apex"."accounts"."plan" order by "documents"."id"',
+      'select "documents"."title", "apex"."accounts"."email", "apex"."plans"."name" as "plan" from "documents" left join "apex"."accounts" on "apex"."accounts"."id" = "documents"."owner_id" left join "apex"."plans" on "apex"."plans"."id" = "apex"."accounts"."plan" order by "documents"."id"',
     )
     assert.deepEqual(await left.execute(), [
       { title: 'Plan', email: 'ann@x.test', plan: 'Pro' },
@@ -65,7 +65,7 @@ test('apex table in inner and left JOIN, with aliases and qualified column refer
     const all = t.db.selectFrom('documents as d').innerJoin('apex.accounts as a', 'a.id', 'd.owner_id').selectAll('d')
     assert.equal(
       all.compile().sql,
-      'select "d".* from "main"."documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"',
+      'select "d".* from "documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"',
     )
     assert.deepEqual((await all.execute()).map((r) => r.title).sort(), ['Plan', 'Spec'])
   })
@@ -81,7 +81,7 @@ test('apex table in a WHERE subquery and in a FROM subquery', async () => {
       .where('owner_id', 'in', t.db.selectFrom('apex.accounts').select('id').where('plan', '=', 'pro'))
     assert.equal(
       inList.compile().sql,
-      'select "title" from "main"."documents" where "owner_id" in (select "id" from "apex"."accounts" where "plan" = ?)',
+      'select "title" from "documents" where "owner_id" in (select "id" from "apex"."accounts" where "plan" = ?)',
     )
     assert.deepEqual(await inList.execute(), [{ title: 'Plan' }])
 
@@ -92,7 +92,7 @@ test('apex table in a WHERE subquery and in a FROM subquery', async () => {
       .orderBy('d.title')
     assert.equal(
       fromSub.compile().sql,
-      'select "d"."title", "s"."plan" from (select "id", "plan" from "apex"."accounts") as "s" inner join "main"."documents" as "d" on "d"."owner_id" = "s"."id" order by "d"."title"',
+      'select "d"."title", "s"."plan" from (select "id", "plan" from "apex"."accounts") as "s" inner join "documents" as "d" on "d"."owner_id" = "s"."id" order by "d"."title"',
     )
     assert.deepEqual(await fromSub.execute(), [
       { title: 'Plan', plan: 'pro' },
@@ -102,7 +102,7 @@ test('apex table in a WHERE subquery and in a FROM subquery', async () => {
   await shard.close()
 })
 
-test('apex table in a CTE: the CTE name stays unqualified, real tables get "main"', async () => {
+test('apex table in a CTE: names stay as written (the CTE, the tenant tables), apex tables are apex.*', async () => {
   const { shard } = await setup()
   await shard.withTenant('acme', async (t) => {
     const query = t.db
@@ -112,7 +112,7 @@ test('apex table in a CTE: the CTE name stays unqualified, real tables get "main
       .select('d.title')
     assert.equal(
       query.compile().sql,
-      'with "paying" as (select "id" from "apex"."accounts" where "plan" != ?) select "d"."title" from "main"."documents" as "d" inner join "paying" on "paying"."id" = "d"."owner_id"',
+      'with "paying" as (select "id" from "apex"."accounts" where "plan" != ?) select "d"."title" from "documents" as "d" inner join "paying" on "paying"."id" = "d"."owner_id"',
     )
     assert.deepEqual(await query.execute(), [{ title: 'Plan' }])
 
@@ -155,7 +155,7 @@ test('apex table in EXISTS and NOT EXISTS', async () => {
         .orderBy('d.id')
     assert.equal(
       owned(false).compile().sql,
-      'select "d"."title" from "main"."documents" as "d" where exists (select "a"."id" from "apex"."accounts" as "a" where "a"."id" = "d"."owner_id") order by "d"."id"',
+      'select "d"."title" from "documents" as "d" where exists (select "a"."id" from "apex"."accounts" as "a" where "a"."id" = "d"."owner_id") order by "d"."id"',
     )
     assert.deepEqual(await owned(false).execute(), [{ title: 'Plan' }, { title: 'Spec' }])
     assert.deepEqual(await owned(true).execute(), [{ title: 'Orphan' }, { title: 'Ghost' }])
@@ -174,7 +174,7 @@ test('apex table in UNION / UNION ALL', async () => {
       .orderBy('label')
     assert.equal(
       query.compile().sql,
-      'select "title" as "label" from "main"."documents" where "status" = ? union all select "name" as "label" from "apex"."plans" order by "label"',
+      'select "title" as "label" from "documents" where "status" = ? union all select "name" as "label" from "apex"."plans" order by "label"',
     )
     assert.deepEqual(await query.execute(), [{ label: 'Free' }, { label: 'Pro' }, { label: 'Spec' }])
   })
@@ -196,7 +196,7 @@ test('INSERT … SELECT from apex into a tenant table, also through a CTE', asyn
       )
     assert.equal(
       insert.compile().sql,
-      'insert into "main"."comments" ("document_id", "body") select "d"."id", "a"."email" from "main"."documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"',
+      'insert into "comments" ("document_id", "body") select "d"."id", "a"."email" from "documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"',
     )
     const [result] = await insert.execute()
     assert.equal(result?.numInsertedOrUpdatedRows, 2n)
@@ -208,7 +208,7 @@ test('INSERT … SELECT from apex into a tenant table, also through a CTE', asyn
       .expression((eb) => eb.selectFrom('p').select('name'))
     assert.equal(
       viaCte.compile().sql,
-      'with "p" as (select "name" from "apex"."plans") insert into "main"."documents" ("title") select "name" from "p"',
+      'with "p" as (select "name" from "apex"."plans") insert into "documents" ("title") select "name" from "p"',
     )
     await viaCte.execute()
 
@@ -249,7 +249,7 @@ test('withSchema("apex") reads apex; sql.table("apex.x") inside a builder attach
       .orderBy('d.id')
     assert.equal(
       viaRawTable.compile().sql,
-      'select "d"."title" from "main"."documents" as "d" where "d"."owner_id" in (select id from "apex"."accounts") order by "d"."id"',
+      'select "d"."title" from "documents" as "d" where "d"."owner_id" in (select id from "apex"."accounts") order by "d"."id"',
     )
     assert.deepEqual(await viaRawTable.execute(), [{ title: 'Plan' }, { title: 'Spec' }])
   })
@@ -291,7 +291,7 @@ test('a CTE referenced in another letter case is still the CTE (SQLite names ign
       .select('d.title')
     assert.equal(
       query.compile().sql,
-      'with "Paying" as (select "id" from "apex"."accounts" where "plan" = ?) select "d"."title" from "main"."documents" as "d" where "d"."owner_id" in (select "id" from "PAYING")',
+      'with "Paying" as (select "id" from "apex"."accounts" where "plan" = ?) select "d"."title" from "documents" as "d" where "d"."owner_id" in (select "id" from "PAYING")',
     )
     assert.deepEqual(await query.execute(), [{ title: 'Plan' }])
   })

@@ -1,7 +1,9 @@
-// No fall-through: SQLite resolves an unqualified table in main, temp, then
-// each attached database. The compiler qualifies every unqualified table with
-// "main", so a table the tenant lacks is an error, never another database's rows,
-// and unqualified writes and DDL never reach an attached database.
+// No fall-through: SQLite resolves an unqualified table in temp, then main, then
+// each attached database. Shardines leaves names as SQLite resolves them (temp
+// first, as on a plain database), and the statement guard refuses, before it
+// runs, any statement whose compiled program reaches an attached database for
+// a table the SQL does not name there: a table the tenant lacks is an error,
+// never another database's rows, and unqualified writes and DDL never reach it.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Kysely, sql } from 'kysely'
@@ -12,7 +14,10 @@ async function apexSchema(apex: Kysely<any>) {
   return { rows, accounts: await apex.selectFrom('accounts').selectAll().orderBy('id').execute() }
 }
 
-const noMainAccounts = /no such table: main\.accounts/
+/** The guard's refusal of a read that fell through to apex. */
+const fellThrough = { name: 'StatementRefusedError', code: 'STATEMENT_REFUSED', kind: 'fall-through', schema: 'apex' }
+/** The guard's refusal of a write that fell through to apex. */
+const wroteApex = { name: 'ReadOnlyAttachmentError', code: 'READ_ONLY_ATTACHMENT', schema: 'apex', tenantId: 'acme' }
 
 test('an unqualified read of a table only apex has is an error, never apex rows', async () => {
   const { shard } = await setup()
@@ -21,33 +26,39 @@ test('an unqualified read of a table only apex has is an error, never apex rows'
     assert.deepEqual(await attachedNames(t.db), ['apex'])
     const db = t.db as unknown as Kysely<any>
 
-    // Raw SQL is not rewritten, and SQLite would fall through to apex: the guard sees the
-    // program open apex, which the SQL never names, and refuses it before it runs.
-    await assert.rejects(sql`select email from accounts order by id`.execute(db), {
-      name: 'StatementRefusedError',
-      code: 'STATEMENT_REFUSED',
-      kind: 'fall-through',
-      schema: 'apex',
-      tenantId: 'acme',
-    })
-
+    // Raw SQL and builder queries alike: the program opens apex for a table the SQL never names there.
+    await assert.rejects(sql`select email from accounts order by id`.execute(db), { ...fellThrough, tenantId: 'acme' })
     const plain = db.selectFrom('accounts').selectAll()
-    assert.equal(plain.compile().sql, 'select * from "main"."accounts"')
-    await assert.rejects(plain.execute(), noMainAccounts)
+    assert.equal(plain.compile().sql, 'select * from "accounts"')
+    await assert.rejects(plain.execute(), fellThrough)
+    // Naming apex elsewhere in the statement does not excuse an unqualified table that fell through.
     await assert.rejects(
       db.selectFrom('documents as d').innerJoin('accounts as a', 'a.id', 'd.owner_id').selectAll().execute(),
-      noMainAccounts,
+      fellThrough,
+    )
+    await assert.rejects(
+      db
+        .selectFrom('apex.plans as p')
+        .innerJoin('accounts as a', 'a.plan', 'p.id')
+        .selectAll()
+        .execute(),
+      fellThrough,
     )
     await assert.rejects(
       db.selectFrom('documents').selectAll().where('owner_id', 'in', db.selectFrom('accounts').select('id')).execute(),
-      noMainAccounts,
+      fellThrough,
     )
     await assert.rejects(
       db.selectFrom('documents').select('title').union(db.selectFrom('accounts').select('email as title')).execute(),
-      noMainAccounts,
+      fellThrough,
     )
-    // The qualified name still works.
+    await assert.rejects(db.selectFrom(sql.table('accounts').as('a')).selectAll().execute(), fellThrough)
+    // Through an index of apex's (the program opens the index's b-tree) and through apex's view.
+    await assert.rejects(sql`select email from accounts where email = 'a@x'`.execute(db), fellThrough)
+    await assert.rejects(sql`select * from paid`.execute(db), fellThrough)
+    // The qualified names work, views included.
     assert.equal((await t.db.selectFrom('apex.accounts').selectAll().execute()).length, 3)
+    assert.ok((await sql`select * from apex.paid`.execute(db)).rows.length > 0)
   })
   await shard.close()
 })
@@ -65,20 +76,34 @@ test('a tenant table with the same name as an apex table: unqualified is the ten
       .orderBy('shared.name')
     assert.equal(
       query.compile().sql,
-      'select "mine"."name" as "mine", "shared"."name" as "shared" from "main"."plans" as "mine" cross join "apex"."plans" as "shared" order by "shared"."name"',
+      'select "mine"."name" as "mine", "shared"."name" as "shared" from "plans" as "mine" cross join "apex"."plans" as "shared" order by "shared"."name"',
     )
     assert.deepEqual(await query.execute(), [
       { mine: 'Tenant plan', shared: 'Free' },
       { mine: 'Tenant plan', shared: 'Pro' },
     ])
-    // A temp table cannot shadow it either.
-    await sql`create temp table documents (id integer, title text)`.execute(db)
-    await sql`insert into temp.documents values (99, 'temp row')`.execute(db)
-    const docs = await t.db.selectFrom('documents').select('id').orderBy('id').execute()
+  })
+  await shard.close()
+})
+
+test('a temp table shadows a main table of its name, as SQLite resolves names; main.* still reaches main', async () => {
+  const { shard } = await setup()
+  await shard.withTenant('acme', async (t) => {
+    const db = t.db as unknown as Kysely<any>
+    await db.schema.createTable('documents').temporary().addColumn('id', 'integer').addColumn('title', 'text').execute()
+    await db.insertInto('documents').values({ id: 99, title: 'temp row' }).execute()
+    const unqualified = await db.selectFrom('documents').select('id').execute()
+    assert.deepEqual(unqualified, [{ id: 99 }], 'unqualified: temp first')
+    const main = await db.withSchema('main').selectFrom('documents').select('id').orderBy('id').execute()
     assert.deepEqual(
-      docs.map((r) => r.id),
+      main.map((r) => r.id),
       [1, 2, 3, 4],
     )
+    await db.schema.createIndex('temp_docs_title').on('documents').column('title').execute()
+    const { rows } = await sql<{ n: number }>`select count(*) as n from temp.sqlite_master where type = 'index'`.execute(db)
+    assert.deepEqual(rows, [{ n: 1 }], 'the index went where the table resolved: temp')
+    await db.schema.dropTable('documents').execute()
+    assert.equal((await db.selectFrom('documents').selectAll().execute()).length, 4, 'dropped temp; main is back')
   })
   await shard.close()
 })
@@ -89,13 +114,8 @@ test('unqualified writes and DDL never touch apex', async () => {
   await shard.withTenant('acme', async (t) => {
     await t.attach('apex')
     const db = t.db as unknown as Kysely<any>
-    const cases: [string, { compile(): { sql: string }; execute(): Promise<unknown> }, string, RegExp][] = [
-      [
-        'insert',
-        db.insertInto('accounts').values({ email: 'e' }),
-        'insert into "main"."accounts" ("email") values (?)',
-        noMainAccounts,
-      ],
+    const cases: [string, { compile(): { sql: string }; execute(): Promise<unknown> }, object | RegExp][] = [
+      ['insert', db.insertInto('accounts').values({ email: 'e' }), wroteApex],
       [
         'insert behind a CTE of the same name',
         db
@@ -103,79 +123,39 @@ test('unqualified writes and DDL never touch apex', async () => {
           .insertInto('accounts')
           .columns(['email'])
           .expression((eb) => eb.selectFrom('accounts').select('email')),
-        'with "accounts" as (select "title" as "email" from "main"."documents") insert into "main"."accounts" ("email") select "email" from "accounts"',
-        noMainAccounts,
+        wroteApex,
       ],
-      [
-        'update',
-        db.updateTable('accounts').set({ email: 'e' }),
-        'update "main"."accounts" set "email" = ?',
-        noMainAccounts,
-      ],
+      ['update', db.updateTable('accounts').set({ email: 'e' }), wroteApex],
       [
         'delete behind a CTE of the same name',
         db
           .with('accounts', (q) => q.selectFrom('documents').select('id'))
           .deleteFrom('accounts')
           .where('id', 'in', db.selectFrom('accounts').select('id')),
-        'with "accounts" as (select "id" from "main"."documents") delete from "main"."accounts" where "id" in (select "id" from "accounts")',
-        noMainAccounts,
+        wroteApex,
       ],
-      ['delete', db.deleteFrom('accounts'), 'delete from "main"."accounts"', noMainAccounts],
-      ['drop table', db.schema.dropTable('accounts'), 'drop table "main"."accounts"', /no such table: main\.accounts/],
-      [
-        'drop table if exists',
-        db.schema.dropTable('accounts').ifExists(),
-        'drop table if exists "main"."accounts"',
-        /^$/,
-      ],
-      [
-        'alter table add column',
-        db.schema.alterTable('accounts').addColumn('x', 'integer'),
-        'alter table "main"."accounts" add column "x" integer',
-        /no such table: main\.accounts/,
-      ],
-      [
-        'alter table rename',
-        db.schema.alterTable('accounts').renameTo('gone'),
-        'alter table "main"."accounts" rename to "gone"',
-        /no such table: main\.accounts/,
-      ],
-      [
-        'alter table rename column',
-        db.schema.alterTable('accounts').renameColumn('email', 'e'),
-        'alter table "main"."accounts" rename column "email" to "e"',
-        /no such table: main\.accounts/,
-      ],
-      [
-        'create index',
-        db.schema.createIndex('evil_i').on('accounts').column('plan'),
-        'create index "evil_i" on "accounts" ("plan")',
-        /no such table: main\.accounts/,
-      ],
-      [
-        'drop index',
-        db.schema.dropIndex('accounts_email'),
-        'drop index "main"."accounts_email"',
-        /no such index: main\.accounts_email/,
-      ],
-      [
-        'drop index if exists',
-        db.schema.dropIndex('accounts_email').ifExists(),
-        'drop index if exists "main"."accounts_email"',
-        /^$/,
-      ],
-      ['drop view', db.schema.dropView('paid'), 'drop view "main"."paid"', /no such view: main\.paid/],
+      ['delete', db.deleteFrom('accounts'), wroteApex],
+      ['drop table', db.schema.dropTable('accounts'), wroteApex],
+      ['drop table if exists', db.schema.dropTable('accounts').ifExists(), wroteApex],
+      ['alter table add column', db.schema.alterTable('accounts').addColumn('x', 'integer'), wroteApex],
+      ['alter table rename', db.schema.alterTable('accounts').renameTo('gone'), wroteApex],
+      ['alter table rename column', db.schema.alterTable('accounts').renameColumn('email', 'e'), wroteApex],
+      // An index lives in the schema of its table's name resolution: main, which lacks the table.
+      ['create index', db.schema.createIndex('evil_i').on('accounts').column('plan'), /no such table: main\.accounts/],
+      ['drop index', db.schema.dropIndex('accounts_email'), wroteApex],
+      ['drop index if exists', db.schema.dropIndex('accounts_email').ifExists(), wroteApex],
+      ['drop view', db.schema.dropView('paid'), wroteApex],
     ]
-    for (const [name, query, expected, error] of cases) {
-      assert.equal(query.compile().sql, expected, name)
-      if (error.source === '^$')
-        await query.execute() // a no-op on main
-      else await assert.rejects(query.execute(), error, name)
+    for (const [name, query, error] of cases) {
+      assert.doesNotMatch(query.compile().sql, /"main"/, `${name}: names stay as written`)
+      await assert.rejects(query.execute() as Promise<unknown>, error as RegExp, name)
     }
+    await assert.rejects(sql`replace into accounts (id, email) values (1, 'x')`.execute(db), wroteApex)
     // Renaming a tenant's own table works (the new name takes no schema in SQLite).
     await db.schema.alterTable('comments').renameTo('notes').execute()
     assert.equal((await db.selectFrom('notes').selectAll().execute()).length, 2)
+    // A table or view the tenant does not have, in no attached database either: SQLite's own error.
+    await assert.rejects(db.selectFrom('nowhere').selectAll().execute(), /no such table: nowhere/)
   })
   assert.deepEqual(await apexSchema(shard.apex), before)
   await shard.close()
@@ -192,10 +172,22 @@ test("withTenants: a table one attached tenant lacks is an error, never another 
     const db = x.db as unknown as Kysely<any>
     assert.equal((await db.selectFrom('beta.notes').selectAll().execute()).length, 1)
     await assert.rejects(db.selectFrom('acme.notes').selectAll().execute(), /no such table: acme\.notes/)
-    // Unqualified: main is the scope's own empty connection, not the first attached tenant.
-    assert.equal(db.selectFrom('notes').selectAll().compile().sql, 'select * from "main"."notes"')
-    await assert.rejects(db.selectFrom('notes').selectAll().execute(), /no such table: main\.notes/)
-    await assert.rejects(db.selectFrom('documents').selectAll().execute(), /no such table: main\.documents/)
+    // Unqualified: main is the scope's own empty connection; the attached tenants are never searched.
+    assert.equal(db.selectFrom('notes').selectAll().compile().sql, 'select * from "notes"')
+    await assert.rejects(db.selectFrom('notes').selectAll().execute(), {
+      code: 'STATEMENT_REFUSED',
+      kind: 'fall-through',
+      schema: 'beta',
+    })
+    await assert.rejects(db.selectFrom('documents').selectAll().execute(), {
+      code: 'STATEMENT_REFUSED',
+      kind: 'fall-through',
+    })
+    // Naming one tenant does not let an unqualified table reach another.
+    await assert.rejects(
+      db.selectFrom('acme.documents as a').innerJoin('notes as n', 'n.id', 'a.id').selectAll().execute(),
+      { code: 'STATEMENT_REFUSED', kind: 'fall-through', schema: 'beta' },
+    )
   })
   await shard.close()
 })

@@ -183,13 +183,13 @@ test('reads of apex inside writes to the tenant are allowed (the tenant table is
       .whereRef('a.id', '=', 'documents.owner_id')
     assert.equal(
       update.compile().sql,
-      'update "main"."documents" set "title" = "a"."email" from "apex"."accounts" as "a" where "a"."id" = "documents"."owner_id"',
+      'update "documents" set "title" = "a"."email" from "apex"."accounts" as "a" where "a"."id" = "documents"."owner_id"',
     )
     await update.execute()
     const del = t.db.deleteFrom('documents').where('owner_id', 'not in', t.db.selectFrom('apex.accounts').select('id'))
     assert.equal(
       del.compile().sql,
-      'delete from "main"."documents" where "owner_id" not in (select "id" from "apex"."accounts")',
+      'delete from "documents" where "owner_id" not in (select "id" from "apex"."accounts")',
     )
     const [deleted] = await del.execute()
     assert.equal(deleted?.numDeletedRows, 1n) // Ghost (owner 9); Orphan's NULL owner is not "not in"
@@ -203,7 +203,7 @@ test('reads of apex inside writes to the tenant are allowed (the tenant table is
       )
     assert.equal(
       upsert.compile().sql,
-      'insert into "main"."documents" ("id", "title") values (?, ?) on conflict ("id") do update set "title" = (select "name" from "apex"."plans" where "id" = ?)',
+      'insert into "documents" ("id", "title") values (?, ?) on conflict ("id") do update set "title" = (select "name" from "apex"."plans" where "id" = ?)',
     )
     await upsert.execute()
     assert.deepEqual(await t.db.selectFrom('documents').select(['id', 'title']).orderBy('id').execute(), [

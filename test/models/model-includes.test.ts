@@ -21,7 +21,7 @@ test('belongsTo an apex model: one statement on the tenant through ATTACH, null 
     ])
     const onTenant = log.statements('acme')
     assert.equal(onTenant.length, 1)
-    assert.match(onTenant[0]!, /from "main"\."documents" as "__m" left join "apex"\."accounts"/)
+    assert.match(onTenant[0]!, /from "documents" as "__m" left join "apex"\."accounts"/)
     // The only other statement: apex's column list, read once per instance.
     assert.deepEqual(log.statements('apex'), ['select name from pragma_table_info(?)'])
 
@@ -49,8 +49,8 @@ test('hasMany and hasOne: one batched statement per relation, [] and null when n
     )
     const sqls = log.statements()
     assert.equal(sqls.length, 3)
-    assert.match(sqls[1]!, /from "main"\."comments" as "__m" where "__m"\."document_id" in \(\?, \?, \?\)/)
-    assert.match(sqls[2]!, /from "main"\."document_settings" as "__m" where "__m"\."document_id" in/)
+    assert.match(sqls[1]!, /from "comments" as "__m" where "__m"\."document_id" in \(\?, \?, \?\)/)
+    assert.match(sqls[2]!, /from "document_settings" as "__m" where "__m"\."document_id" in/)
 
     // A belongsTo within the tenant: batched too.
     log.reset()

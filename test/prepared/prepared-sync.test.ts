@@ -132,7 +132,6 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
           return handle.name
         },
         executeQuery: (query, guard) => handle.executeQuery(query, guard),
-        streamQuery: (query, guard, chunkSize) => handle.streamQuery(query, guard, chunkSize),
         get attached() {
           return handle.attached
         },
@@ -155,6 +154,7 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
   return {
     kind: storage.kind,
     maxAttached: storage.maxAttached,
+    busyTimeout: storage.busyTimeout,
     apex: () => wrap(storage.apex()),
     acquire: async (id) => {
       const lease = await storage.acquire(id)

@@ -18,7 +18,7 @@ describe('prepared queries', () => {
     const byId = shard.prepare((db, p: Params<{ id: number }>) =>
       db.selectFrom('documents').select(['id', 'title']).where('id', '=', p('id')),
     )
-    assert.equal(byId.sql, 'select "id", "title" from "main"."documents" where "id" = ?')
+    assert.equal(byId.sql, 'select "id", "title" from "documents" where "id" = ?')
     assert.deepEqual(await shard.withTenant('acme', () => byId.executeTakeFirst({ id: 2 })), {
       id: 2,
       title: 'acme doc 2',
@@ -298,7 +298,7 @@ describe('prepared queries', () => {
     const q = shard.prepare((db: any, p: Params<{ id: number }>) =>
       db.selectFrom('documents').select(['id', 'ownerId']).where('id', '=', p('id')),
     )
-    assert.equal(q.sql, 'select "id", "owner_id" from "main"."documents" where "id" = ?')
+    assert.equal(q.sql, 'select "id", "owner_id" from "documents" where "id" = ?')
     assert.deepEqual(await shard.withTenant('acme', () => q.executeTakeFirst({ id: 1 })), { id: 1, ownerId: 1 })
     await shard.close()
   })

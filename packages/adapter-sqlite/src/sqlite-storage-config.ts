@@ -31,7 +31,12 @@ export interface SqliteStorageOptions {
   apexJournalMode?: JournalMode
   /** `PRAGMA synchronous`; default `'normal'` under WAL, `'full'` otherwise. */
   synchronous?: 'off' | 'normal' | 'full' | 'extra'
-  /** `PRAGMA busy_timeout` in milliseconds. Default 5000. */
+  /**
+   * How long a statement waits for another connection's lock, in milliseconds,
+   * before `TenantBusyError`. Default 5000. The wait happens off the event
+   * loop (asynchronous retries with backoff); SQLite's own `busy_timeout` is
+   * kept at a few milliseconds on the main thread.
+   */
   busyTimeout?: number
   /** Further pragmas run on every open, e.g. `{ cache_size: -1024 }`. Values must be numbers or simple words. */
   pragmas?: Readonly<Record<string, string | number>>
@@ -133,11 +138,30 @@ export function resolveOptions(options: SqliteStorageOptions): ResolvedSqliteSto
   })
 }
 
-/** The pragmas run at every open of a file in `journalMode` (the journal mode itself is set at create). */
-export function openPragmas(options: ResolvedSqliteStorageOptions, journalMode: JournalMode): string {
+/**
+ * How long SQLite itself waits for another connection's lock on the main
+ * thread, in milliseconds. Its wait blocks the thread, and with it every other
+ * tenant's requests; so it is kept short, and core retries a locked statement
+ * asynchronously with backoff up to `busyTimeout` (measured: with the whole
+ * `busyTimeout` here, another process holding one tenant's lock stalled
+ * every other tenant's queries for that long). Worker threads, which block
+ * only themselves, wait the whole `busyTimeout`.
+ */
+export const NATIVE_BUSY_WAIT_MS = 5
+
+/**
+ * The pragmas run at every open of a file in `journalMode` (the journal mode
+ * itself is set at create). `nativeBusyWait` is SQLite's own busy timeout for
+ * that connection: {@link NATIVE_BUSY_WAIT_MS} on the main thread.
+ */
+export function openPragmas(
+  options: ResolvedSqliteStorageOptions,
+  journalMode: JournalMode,
+  nativeBusyWait: number = NATIVE_BUSY_WAIT_MS,
+): string {
   const synchronous = options.synchronous ?? (journalMode === 'wal' ? 'normal' : 'full')
   const lines = [
-    `pragma busy_timeout = ${options.busyTimeout}`,
+    `pragma busy_timeout = ${Math.min(nativeBusyWait, options.busyTimeout)}`,
     'pragma foreign_keys = on',
     `pragma synchronous = ${synchronous}`,
   ]

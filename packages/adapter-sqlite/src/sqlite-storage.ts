@@ -47,6 +47,9 @@ export function sqliteStorage(options: SqliteStorageOptions): StorageAdapter {
 class SqliteStorage implements StorageAdapter {
   readonly kind = 'sqlite'
   readonly maxAttached = MAX_ATTACHED
+  get busyTimeout(): number {
+    return this.#options.busyTimeout
+  }
   readonly #options: ResolvedSqliteStorageOptions
   readonly #paths: TenantPaths
   readonly #pool: HandlePool
@@ -263,7 +266,8 @@ class SqliteStorage implements StorageAdapter {
       { ...job, onOutcome },
       {
         fileOf: (id) => this.#paths.tenant(id),
-        pragmas: openPragmas(this.#options, this.#options.journalMode),
+        // A worker blocks only itself: SQLite's own wait can be the whole busy timeout there.
+        pragmas: openPragmas(this.#options, this.#options.journalMode, this.#options.busyTimeout),
         busyTimeout: this.#options.busyTimeout,
         statementCacheSize: Math.min(this.#options.statementCacheSize, 50),
       },

@@ -26,6 +26,8 @@ export type ShardinesErrorCode =
   | 'UNKNOWN_SCHEMA'
   | 'STORAGE_FAILED'
   | 'STATEMENT_REFUSED'
+  | 'TENANT_BUSY'
+  | 'TRANSACTION_LEFT_OPEN'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -287,6 +289,47 @@ export class StatementRefusedError extends ShardinesError {
     this.kind = kind
     this.sql = sql
     this.schema = detail.schema
+  }
+}
+
+/**
+ * Another connection (usually another process) held the tenant's lock for
+ * longer than the storage adapter's `busyTimeout`. The statement did not run;
+ * it waited off the event loop, so other tenants were not held up.
+ */
+export class TenantBusyError extends ShardinesError {
+  /** How long the statement waited, in milliseconds. */
+  readonly waitedMs: number
+  constructor(scope: string, waitedMs: number, options: { cause?: unknown; inTransaction?: boolean } = {}) {
+    const tenantId = TENANT_ID_SHAPE.test(scope) && scope !== 'apex' ? scope : undefined
+    const what = tenantId !== undefined ? `Tenant "${tenantId}"` : scope === 'apex' ? 'The apex database' : scope
+    super(
+      'TENANT_BUSY',
+      options.inTransaction === true
+        ? `${what} is locked by another connection, and a statement inside a transaction cannot wait for it (SQLite requires the transaction to be rolled back). The transaction is rolled back; run it again.`
+        : `${what} stayed locked by another connection for ${Math.round(waitedMs)} ms (the storage busyTimeout); the statement did not run. Retry later, keep other processes' transactions on it short, or raise busyTimeout.`,
+      { cause: options.cause, tenantId },
+    )
+    this.waitedMs = waitedMs
+  }
+}
+
+/**
+ * A scope ended while a transaction it began (a controlled transaction from
+ * `startTransaction()`, or one whose callback was not awaited) or a
+ * `connection()` callback was still open. Shardines rolled it back so the
+ * tenant is never left waiting; the scope's promise rejects with this error.
+ */
+export class TransactionLeftOpenError extends ShardinesError {
+  /** How many transactions or connection holds were rolled back. */
+  readonly count: number
+  constructor(tenantId: string, count: number) {
+    super(
+      'TRANSACTION_LEFT_OPEN',
+      `The scope for tenant "${tenantId}" ended with ${count} transaction${count === 1 ? '' : 's'} still open; ${count === 1 ? 'it was' : 'they were'} rolled back. Commit or roll back a startTransaction() before the scope's function returns, and await t.transaction(…) and connection() callbacks.`,
+      { tenantId },
+    )
+    this.count = count
   }
 }
 

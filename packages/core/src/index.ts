@@ -15,10 +15,12 @@ export {
   type StatementRefusal,
   StatementRefusedError,
   StorageError,
+  TenantBusyError,
   TenantExistsError,
   TenantNotFoundError,
   TenantSchemaOutdatedError,
   TenantScopeClosedError,
+  TransactionLeftOpenError,
   UnknownSchemaError,
 } from './errors.js'
 // For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
@@ -29,6 +31,7 @@ export {
   judgeStatement,
   type ProgramReader,
   type ProgramStep,
+  type SchemaObject,
   type StatementVerdict,
 } from './guard/statement-verdict.js'
 export type {
@@ -89,7 +92,7 @@ export type {
   WhereValues,
   WithIncludes,
 } from './registry/model-types.js'
-export { createShardines, type Shardines } from './shardines.js'
+export { type CloseOptions, createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
 export {
   APEX,

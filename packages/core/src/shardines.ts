@@ -1,24 +1,25 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Compilable, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
-import { stateOf } from './connection/handle-state.js'
 import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
 import { QueryLogger } from './connection/query-log.js'
+import { bindHandle, type HandleBinding } from './connection/handle-binding.js'
+import { stateOf } from './connection/handle-state.js'
+import { ScopeResources } from './connection/scope-resources.js'
+import { ScopedConnection } from './connection/scoped-connection.js'
 import {
-  bindHandle,
   executePrepared,
   executePreparedFirst,
-  type HandleBinding,
   type PreparedStatementSource,
   readPreparedSync,
-  ScopedConnection,
-} from './connection/scoped-connection.js'
+} from './connection/statement-runner.js'
 import {
   AttachLimitError,
   InvalidOptionsError,
   NoTenantError,
   ShardinesClosedError,
   TenantSchemaOutdatedError,
+  TransactionLeftOpenError,
 } from './errors.js'
 import { readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import {
@@ -176,8 +177,32 @@ export interface Shardines<ApexDB, TenantDB, Models = UntypedModels> {
   readonly migrate: MigrateApi
   /** Tenant handle pool counters since start. */
   stats(): PoolStats
-  /** Closes every handle; the instance refuses further work. */
-  close(): Promise<void>
+  /**
+   * Shuts down: new scopes (and every other entry point) are refused at once
+   * with `ShardinesClosedError`; running scopes and transactions get up to
+   * `timeout` ms (default 5000) to finish; whatever still runs then has its
+   * transactions rolled back and its later statements refused with
+   * `ShardinesClosedError`; then every handle is closed.
+   */
+  close(options?: CloseOptions): Promise<void>
+}
+
+/** Options of {@link Shardines.close}. */
+export interface CloseOptions {
+  /** How long running scopes and transactions may take to finish, in milliseconds. Default 5000. */
+  readonly timeout?: number
+}
+
+/**
+ * One link of the async context Shardines keeps: a tenant scope, or a
+ * transaction or `connection()` callback running inside one (or on apex).
+ */
+interface ContextFrame {
+  readonly parent: ContextFrame | undefined
+  /** The nearest enclosing tenant scope. */
+  readonly scope: TenantScopeImpl<any, any, any> | undefined
+  /** The transaction or `connection()` token this frame marks (its statements join it). */
+  readonly token: object | undefined
 }
 
 /**
@@ -224,7 +249,7 @@ const tenantCompilers = new WeakMap<StorageHandle, AttachQueryCompiler>()
 function tenantCompiler(handle: StorageHandle, id: string): AttachQueryCompiler {
   let compiler = tenantCompilers.get(handle)
   if (compiler === undefined) {
-    compiler = new AttachQueryCompiler({ label: id, readable: TENANT_READABLE, qualifyMain: true })
+    compiler = new AttachQueryCompiler({ label: id, readable: TENANT_READABLE })
     tenantCompilers.set(handle, compiler)
   }
   return compiler
@@ -262,7 +287,25 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   readonly tenants: TenantsApi
   readonly migrate: MigrateApi
   readonly #options: ShardinesOptions<Models>
-  readonly #als = new AsyncLocalStorage<TenantScopeImpl<TenantDB, ApexDB, Models>>()
+  readonly #als = new AsyncLocalStorage<ContextFrame>()
+  /** Whether the current async context runs inside the transaction or connection() that `token` holds. */
+  readonly inContextOf = (token: object): boolean => {
+    for (let frame = this.#als.getStore(); frame !== undefined; frame = frame.parent) {
+      if (frame.token === token) return true
+    }
+    return false
+  }
+  /** Runs `fn` marked as inside `token`'s transaction or connection() callback. */
+  readonly runInFrame = <T>(token: object, fn: () => T): T => {
+    const parent = this.#als.getStore()
+    return this.#als.run({ parent, scope: parent?.scope, token }, fn)
+  }
+  /** Scopes running now (close() waits for them). */
+  readonly #running = new Set<TenantScopeImpl<TenantDB, ApexDB, Models>>()
+  /** Transactions and connection() callbacks open on apex. */
+  readonly #apexResources = new ScopeResources()
+  /** close() was called: entry points refuse new work. */
+  #closing: Promise<void> | undefined
   readonly #locate: (schema: string) => string
   #sets: Promise<{ apex: MigrationSet; tenant: MigrationSet }> | undefined
   #apex: Kysely<ApexDB> | undefined
@@ -292,10 +335,10 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       // outside a scope their calls reject with NoTenantError.
       const current: ModelBinding = {
         get tenantId() {
-          return als.getStore()?.id
+          return als.getStore()?.scope?.id
         },
         get tenant() {
-          return als.getStore()?.modelSide() ?? null
+          return als.getStore()?.scope?.modelSide() ?? null
         },
         apex: this.#apexSide,
       }
@@ -335,12 +378,17 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   }
 
   assertOpen(): void {
+    if (this.#closing !== undefined) throw new ShardinesClosedError()
+  }
+
+  /** Refuses statements once close() has given up waiting (running scopes may finish until then). */
+  assertNotClosed(): void {
     if (this.#closed) throw new ShardinesClosedError()
   }
 
   insideScopeOf(tenantId: string): boolean {
-    for (let scope = this.#als.getStore(); scope !== undefined; scope = scope.parent) {
-      if (scope.id === tenantId) return true
+    for (let frame = this.#als.getStore(); frame !== undefined; frame = frame.parent) {
+      if (frame.scope?.id === tenantId) return true
     }
     return false
   }
@@ -382,14 +430,14 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   async #makeReady(tenantId: string, lease: TenantLease): Promise<void> {
     if (this.migrateOnOpen === 'off') return
     const { tenant } = await this.migrationSets()
-    const stamp = await readVersionStamp(lease.handle)
+    const stamp = await readVersionStamp(lease.handle, this.storage.busyTimeout)
     if (stamp === tenant.latestStamp) return
     if (this.migrateOnOpen === 'check') {
       const applied = await appliedMigrations(lease.handle, tenantId, tenant)
       if (tenant.names.every((name, i) => applied[i] === name)) return
       throw new TenantSchemaOutdatedError(tenantId, applied.at(-1) ?? null, tenant.names.slice(applied.length))
     }
-    const outcome = await runMigrations(lease.handle, tenantId, tenant, this.log)
+    const outcome = await runMigrations(lease.handle, tenantId, tenant, this.log, this.storage)
     if (outcome.error) throw outcome.error
   }
 
@@ -402,12 +450,22 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
     const lease = await this.acquire(id, true)
     const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(this, id, lease, this.#locate, this.#als.getStore())
+    this.#running.add(scope)
+    let result: Awaited<T>
     try {
-      return await this.#als.run(scope, fn, scope)
+      result = await this.#als.run(scope, fn, scope)
     } finally {
       scope.close()
+      // What the scope left open (a controlled transaction, an unawaited t.transaction or
+      // connection() callback) is rolled back now, so the tenant never waits for it.
+      const leftOpen = scope.resources.size > 0 ? await scope.resources.abandonAll() : 0
+      scope.unpinAttachments()
+      this.#running.delete(scope)
       lease.release()
+      if (leftOpen > 0 && !scope.failed) scope.failed = new TransactionLeftOpenError(id, leftOpen)
     }
+    if (scope.failed !== undefined) throw scope.failed
+    return result
   }
 
   async withTenants<const Ids extends readonly string[], T>(
@@ -434,7 +492,6 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       const policy: AttachPolicy = Object.freeze({
         label,
         readable: new Set([...unique, APEX]),
-        qualifyMain: true,
       })
       const binding = bindHandle(scratch, {
         label,
@@ -445,7 +502,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         log: this.log,
         // Everything here is read-only, raw SQL included: the guard refuses any write.
         guard: readOnlyGuard(label),
-        nestedTransactions: false,
+        busyTimeout: this.storage.busyTimeout,
         readsOthersOnly: true,
       })
       const db = createBoundKysely<never>(binding, new AttachQueryCompiler(policy), this.plugins)
@@ -492,13 +549,13 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   }
 
   db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
-    const scope = this.#als.getStore()
+    const scope = this.#als.getStore()?.scope
     if (scope === undefined) throw new NoTenantError('shard.db()')
     return scope.db
   }
 
   currentTenant(): string | undefined {
-    return this.#als.getStore()?.id
+    return this.#als.getStore()?.scope?.id
   }
 
   get apex(): Kysely<ApexDB> {
@@ -516,12 +573,15 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
         if (this.#closed) throw new ShardinesClosedError()
         return false
       },
+      inContextOf: this.inContextOf,
+      runInFrame: this.runInFrame,
       locate: this.#locate,
       maxAttached: 0,
       log: this.log,
       // shard.apex writes apex, but attaches, pragmas and raw transaction control are Shardines' alone.
       guard: scopeGuard(APEX),
-      nestedTransactions: false,
+      busyTimeout: this.storage.busyTimeout,
+      resources: this.#apexResources,
     })
     return this.#apexBindingValue
   }
@@ -532,12 +592,12 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     this.assertOpen()
     const db = createBoundKysely<TenantScopeDB<TenantDB, ApexDB>>(
       COMPILE_ONLY,
-      new AttachQueryCompiler({ label: undefined, readable: TENANT_READABLE, qualifyMain: true }),
+      new AttachQueryCompiler({ label: undefined, readable: TENANT_READABLE }),
       this.plugins,
     )
     const template = compilePrepared(db, build as never, this.plugins)
     const current = () => {
-      const scope = this.#als.getStore()
+      const scope = this.#als.getStore()?.scope
       if (scope === undefined) throw new NoTenantError('a prepared query')
       return scope
     }
@@ -561,19 +621,41 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     return this.storage.stats()
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#shutDown(options.timeout ?? 5000)
+    return this.#closing
+  }
+
+  async #shutDown(timeout: number): Promise<void> {
+    if (!Number.isFinite(timeout) || timeout < 0) {
+      throw new InvalidOptionsError(`close({ timeout }) takes a number of milliseconds, not ${String(timeout)}.`)
+    }
+    const deadline = performance.now() + timeout
+    // Running scopes and apex transactions finish on their own if they can.
+    while ((this.#running.size > 0 || this.#apexResources.size > 0) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10, Math.max(1, deadline - performance.now()))))
+    }
+    // Past the deadline: their later statements are refused, their open transactions rolled back.
     this.#closed = true
+    for (const scope of this.#running) await scope.resources.abandonAll()
+    await this.#apexResources.abandonAll()
     await this.storage.close()
   }
 }
 
 /** The scope object behind `withTenant`: a value bound to one tenant's pinned handle. */
-class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB, ApexDB, Models> {
+class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB, ApexDB, Models>, ContextFrame {
   readonly id: string
-  /** The scope this one runs inside (any tenant), and this scope's handle: to find enclosing scopes of the same tenant. */
-  readonly parent: TenantScopeImpl<TenantDB, ApexDB, Models> | undefined
+  /** The async context this scope was opened in (an enclosing scope or transaction), for ContextFrame. */
+  readonly parent: ContextFrame | undefined
+  readonly token = undefined
   readonly handle: StorageHandle
+  /** What this scope opened that must end with it. */
+  readonly resources = new ScopeResources()
+  /** Set when the scope must reject although its function resolved (e.g. it left a transaction open). */
+  failed: Error | undefined
+  /** Schemas this scope attached explicitly (t.attach), pinned on the handle until the scope ends. */
+  #pinned: string[] | undefined
   readonly #binding: HandleBinding
   readonly #shard: ShardinesImpl<ApexDB, TenantDB, Models>
   #db: Kysely<TenantScopeDB<TenantDB, ApexDB>> | undefined
@@ -586,34 +668,35 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     id: string,
     lease: TenantLease,
     locate: (schema: string) => string,
-    parent: TenantScopeImpl<TenantDB, ApexDB, Models> | undefined,
+    parent: ContextFrame | undefined,
   ) {
     this.id = id
     this.#shard = shard
     this.parent = parent
     this.handle = lease.handle
-    // Enclosing scopes of this tenant await this one: their open transaction is ours to join.
-    let enclosing: Set<object> | undefined
-    for (let p = parent; p !== undefined; p = p.parent) {
-      if (p.handle !== lease.handle) continue
-      enclosing ??= new Set()
-      enclosing.add(p)
-    }
+    // Each statement is its own owner; an enclosing scope's (or this scope's) transaction is joined
+    // from inside its callback through the async context (inContextOf), and waited for from elsewhere.
     this.#binding = bindHandle(lease.handle, {
-      enclosing,
       label: id,
-      owner: this,
-      // A scope still running when the instance closes gets ShardinesClosedError, not the driver's "connection is not open".
+      inContextOf: shard.inContextOf,
+      runInFrame: shard.runInFrame,
+      // A scope still running when the instance is closed gets ShardinesClosedError, not the driver's "connection is not open".
       isClosed: () => {
-        shard.assertOpen()
+        shard.assertNotClosed()
         return this.#closed
       },
       locate,
       maxAttached: shard.storage.maxAttached,
       log: shard.log,
       guard: scopeGuard(id),
-      nestedTransactions: false,
+      busyTimeout: shard.storage.busyTimeout,
+      resources: this.resources,
     })
+  }
+
+  /** This frame's scope (a scope is the first frame of its own context). */
+  get scope(): TenantScopeImpl<TenantDB, ApexDB, Models> {
+    return this
   }
 
   get db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
@@ -644,7 +727,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     return this.db.transaction().execute((trx) => {
       const scope = this
       let models: Models | undefined
-      // Prepared statements run as this scope, which owns the open transaction: they run inside it.
+      // Prepared statements run inside the transaction: the callback's async context holds it.
       return fn(
         Object.freeze({
           id: this.id,
@@ -666,10 +749,29 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
         ),
       )
     }
+    // Pinned until the scope ends: another scope's write transaction detaches apex (BEGIN IMMEDIATE
+    // would lock it), and this scope's next statement attaches it again.
+    if (this.#pinned === undefined) {
+      this.#pinned = [APEX]
+      const state = stateOf(this.handle)
+      state.pinned.set(APEX, (state.pinned.get(APEX) ?? 0) + 1)
+    }
     return new ScopedConnection(this.#binding).attach(APEX)
   }
 
-  /** Runs a prepared statement on this scope's handle, as this scope. */
+  /** Ends this scope's pins on attachments (the attachments themselves stay, as any attachment does). */
+  unpinAttachments(): void {
+    if (this.#pinned === undefined) return
+    const { pinned } = stateOf(this.handle)
+    for (const schema of this.#pinned) {
+      const count = (pinned.get(schema) ?? 1) - 1
+      if (count > 0) pinned.set(schema, count)
+      else pinned.delete(schema)
+    }
+    this.#pinned = undefined
+  }
+
+  /** Runs a prepared statement on this scope's handle (its own owner: it joins a transaction only from inside its callback). */
   execute<T>(
     template: PreparedStatementSource,
     parameters: readonly unknown[],

@@ -6,6 +6,7 @@ import {
   judgeStatement,
   type ProgramReader,
   type ProgramStep,
+  type SchemaObject,
   positionalParameterCount,
   refuseStatement,
   type StatementVerdict,
@@ -154,6 +155,14 @@ class GuardedStatements implements ProgramReader {
 
   clean(): boolean {
     return this.#isClean()
+  }
+
+  schemaObjects(index: number): readonly SchemaObject[] {
+    const name = this.databases()[index]
+    if (name === undefined) return []
+    return this.#db
+      .prepare(`select type, name, tbl_name, rootpage from "${name.replaceAll('"', '""')}".sqlite_master`)
+      .all() as SchemaObject[]
   }
 
   readsOnly(sql: string): boolean {
@@ -324,15 +333,6 @@ export class SqliteHandle implements StorageHandle, SyncReader {
           throw error
       }
     }
-  }
-
-  async *streamQuery<R>(query: CompiledQuery, guard: GuardPolicy): AsyncIterableIterator<QueryResult<R>> {
-    const entry = this.#statements.get(query.sql)
-    if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
-    // A statement being iterated cannot run anything else, so streams never use the cached one.
-    const statement = this.db.prepare(query.sql)
-    if (!statement.reader) throw new Error('Only statements that return rows can be streamed.')
-    for (const row of statement.iterate(...query.parameters)) yield { rows: [row as R] }
   }
 
   /** The prepared statement for `sql` if `guard` allows it (refused: thrown, nothing prepared or run). */

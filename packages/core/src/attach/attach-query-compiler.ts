@@ -24,12 +24,6 @@ export interface AttachPolicy {
   readonly label: string | undefined
   /** Schemas a query may read (attached on demand). Anything else is refused. */
   readonly readable: ReadonlySet<string>
-  /**
-   * Qualify every unqualified table reference with `main`, so SQLite never
-   * resolves it in an attached database (SQLite searches main, temp, then each
-   * attached database in order).
-   */
-  readonly qualifyMain: boolean
 }
 
 const LOCAL_SCHEMAS = new Set(['main', 'temp'])
@@ -47,18 +41,6 @@ const TABLE_POSITIONS = new Set([
   'AlterTableNode',
 ])
 
-const STATEMENTS_WITH_CTES = new Set([
-  'SelectQueryNode',
-  'InsertQueryNode',
-  'UpdateQueryNode',
-  'DeleteQueryNode',
-  'MergeQueryNode',
-])
-
-type NodeWithWith = OperationNode & {
-  readonly with?: { readonly expressions: readonly { readonly name: { readonly table: TableNode } }[] }
-}
-
 /**
  * The ATTACH compiler: Kysely's SQLite compiler plus one walk-along pass over
  * the operation-node tree it compiles anyway (no second walk, no SQL text
@@ -70,17 +52,18 @@ type NodeWithWith = OperationNode & {
  * - refuses a schema the scope may not read ({@link UnknownSchemaError});
  * - refuses any write or DDL aimed at an attached schema
  *   ({@link ReadOnlyAttachmentError}): insert/update/delete/merge targets,
- *   create/alter/drop of tables, indexes and views;
- * - qualifies unqualified table references with `main` (CTE names excepted),
- *   `sql.table('documents')` fragments included.
-
- * What it cannot see (raw SQL text, `sql.id`, `sql.raw`) the statement guard
- * judges from SQLite's compiled program before it runs (`guard/`).
+ *   create/alter/drop of tables, indexes and views.
+ *
+ * Unqualified names stay unqualified, so SQLite resolves them as it always
+ * does (`temp`, then `main`); the statement guard refuses a statement whose
+ * unqualified name fell through to an attached database, and judges what the
+ * compiler cannot see (raw SQL text, `sql.id`, `sql.raw`) from SQLite's
+ * compiled program before it runs (`guard/`).
  *
  * @example
  * ```ts
  * t.db.selectFrom('documents as d').innerJoin('apex.accounts as a', 'a.id', 'd.owner_id').select(['d.title', 'a.email'])
- * // select "d"."title", "a"."email" from "main"."documents" as "d"
+ * // select "d"."title", "a"."email" from "documents" as "d"
  * //   inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"      (needs: apex)
  * ```
  */
@@ -104,31 +87,11 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     const parent = this.#tablePositionParent()
     if (parent !== undefined) {
       const schema = node.table.schema?.name
-      const isTarget = isWriteTarget(parent, this.#grandparentOf(node))
-      if (schema === undefined) {
-        // The target of insert/update/delete is never a CTE in SQLite, even when
-        // a CTE has its name: left unqualified it would fall through to an
-        // attached table of that name, so it is always qualified.
-        if (
-          this.#policy.qualifyMain &&
-          !isRenameTarget(parent, node) &&
-          (isTarget || !this.#isCteName(node.table.identifier.name))
-        ) {
-          this.append('"main".')
-        }
-      } else if (!LOCAL_SCHEMAS.has(schema) && isTarget) {
+      if (schema !== undefined && !LOCAL_SCHEMAS.has(schema) && isWriteTarget(parent, this.#grandparentOf(node))) {
         throw new ReadOnlyAttachmentError(schema, node.table.identifier.name, this.#policy.label)
       }
     } else if (node.table.schema !== undefined && this.parentNode?.kind === 'CreateTableNode') {
       this.#refuseAttachedDdl(node.table)
-    } else if (
-      // sql.table('documents'): a table reference inside a raw fragment, wherever the fragment stands.
-      node.table.schema === undefined &&
-      this.#policy.qualifyMain &&
-      this.parentNode?.kind === 'RawNode' &&
-      !this.#isCteName(node.table.identifier.name)
-    ) {
-      this.append('"main".')
     }
     super.visitTable(node)
   }
@@ -142,12 +105,11 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
       if (!this.#schemas.includes(schema)) this.#schemas.push(schema)
     }
     const parentKind = this.parentNode?.kind
-    if (parentKind === 'DropIndexNode' || parentKind === 'DropViewNode' || parentKind === 'CreateViewNode') {
-      if (schema === undefined) {
-        if (this.#policy.qualifyMain && parentKind !== 'CreateViewNode') this.append('"main".')
-      } else {
-        this.#refuseAttachedDdl(node)
-      }
+    if (
+      schema !== undefined &&
+      (parentKind === 'DropIndexNode' || parentKind === 'DropViewNode' || parentKind === 'CreateViewNode')
+    ) {
+      this.#refuseAttachedDdl(node)
     }
     super.visitSchemableIdentifier(node)
   }
@@ -186,28 +148,6 @@ export class AttachQueryCompiler extends SqliteQueryCompiler {
     if (stack[i]?.kind === 'ListNode' && stack[i - 1]?.kind === 'UpdateQueryNode') i--
     return stack[i - 1]
   }
-
-  #isCteName(name: string): boolean {
-    const stack = this.nodeStack
-    // SQLite matches names without regard to (ASCII) case: `with X … from x` reads the CTE.
-    const wanted = name.toLowerCase()
-    for (let i = stack.length - 1; i >= 0; i--) {
-      const node = stack[i] as NodeWithWith
-      if (!STATEMENTS_WITH_CTES.has(node.kind) || node.with === undefined) continue
-      for (const cte of node.with.expressions) {
-        if (cte.name.table.table.identifier.name.toLowerCase() === wanted) return true
-      }
-    }
-    return false
-  }
-}
-
-/**
- * `alter table t rename to x`: SQLite takes no schema on the new name (the
- * table stays in its database), so it must not be qualified with `main`.
- */
-function isRenameTarget(parent: OperationNode, node: TableNode): boolean {
-  return parent.kind === 'AlterTableNode' && (parent as AlterTableNode).renameTo === node
 }
 
 function isWriteTarget(parent: OperationNode, grandparent: OperationNode | undefined): boolean {

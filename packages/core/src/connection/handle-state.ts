@@ -1,16 +1,30 @@
 import type { StorageHandle } from '../storage/storage-adapter.js'
 
 /**
- * What core tracks per open handle: who holds its transaction, who waits for
+ * What core tracks per open handle: who holds it exclusively, who waits for
  * it, and whether its schema version has been checked since it was opened.
  * Kept beside the handle (a WeakMap) so adapters need not know about it.
  */
 export interface HandleState {
-  /** The owner token of the open transaction, or null. */
+  /**
+   * The token holding the handle exclusively, or null: the connection of an
+   * open transaction, of a `connection()` callback, or a migration run. Only
+   * statements carrying this token, or running in its async context, run
+   * while it is set; everyone else waits.
+   */
   txOwner: object | null
-  /** Nesting depth of savepoints inside an exclusive (migration) transaction. */
+  /** Whether a transaction (BEGIN) is open on the handle. */
+  inTransaction: boolean
+  /** `connection()` callbacks holding the handle (the holder may begin and end transactions inside). */
+  holds: number
+  /** Nesting depth of Shardines' own savepoints inside an exclusive (migration) transaction. */
   savepoints: number
-  /** Resolvers of those waiting for the transaction to end, first come first served. */
+  /**
+   * Schemas scopes attached explicitly (`t.attach`), with how many scopes hold
+   * each: re-attached before a statement when something detached them.
+   */
+  readonly pinned: Map<string, number>
+  /** Resolvers of those waiting for the handle to be free, first come first served. */
   readonly waiters: Array<() => void>
   /** True once the version check (lazy migration) passed for this open handle. */
   ready: boolean
@@ -23,24 +37,35 @@ const states = new WeakMap<StorageHandle, HandleState>()
 export function stateOf(handle: StorageHandle): HandleState {
   let state = states.get(handle)
   if (state === undefined) {
-    state = { txOwner: null, savepoints: 0, waiters: [], ready: false, readying: null }
+    state = {
+      txOwner: null,
+      inTransaction: false,
+      holds: 0,
+      savepoints: 0,
+      pinned: new Map(),
+      waiters: [],
+      ready: false,
+      readying: null,
+    }
     states.set(handle, state)
   }
   return state
 }
 
 /**
- * Resolves when no transaction is open on the handle. The continuation runs in
- * the waiter's own async context: it awaits a promise, and promise reactions
- * keep the context of whoever awaited, not of whoever resolved.
+ * Resolves when the handle is free. The continuation runs in the waiter's own
+ * async context: it awaits a promise, and promise reactions keep the context
+ * of whoever awaited, not of whoever resolved.
  */
 export function whenNoTransaction(state: HandleState): Promise<void> {
   return new Promise<void>((resolve) => state.waiters.push(resolve))
 }
 
-/** Ends the transaction and wakes every waiter; they re-check and queue again if they lose. */
+/** Frees the handle and wakes every waiter; they re-check and queue again if they lose. */
 export function endTransaction(state: HandleState): void {
   state.txOwner = null
+  state.inTransaction = false
+  state.holds = 0
   state.savepoints = 0
   const waiters = state.waiters.splice(0)
   for (const wake of waiters) wake()

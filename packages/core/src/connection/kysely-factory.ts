@@ -2,30 +2,17 @@ import {
   type ConnectionProvider,
   type DatabaseConnection,
   DefaultQueryExecutor,
-  type Dialect,
-  Kysely,
+  type Kysely,
   type KyselyPlugin,
   type QueryCompiler,
-  SqliteAdapter,
-  SqliteIntrospector,
   SqliteQueryCompiler,
 } from 'kysely'
-import { type HandleBinding, ScopedConnection, ShardinesDriver } from './scoped-connection.js'
+import type { HandleBinding } from './handle-binding.js'
+import { ScopedConnection } from './scoped-connection.js'
+import { ShardinesKysely } from './scoped-kysely.js'
+import { SHARDINES_ADAPTER } from './shardines-dialect.js'
 
-const driver = new ShardinesDriver()
-const adapter = new SqliteAdapter()
-
-/** The Kysely dialect behind every Shardines instance: SQLite, with connections supplied per scope. */
-const dialect: Dialect = Object.freeze({
-  createDriver: () => driver,
-  createQueryCompiler: () => new SqliteQueryCompiler(),
-  createAdapter: () => adapter,
-  createIntrospector: (db: Kysely<unknown>) => new SqliteIntrospector(db),
-})
-
-const config = Object.freeze({ dialect })
-
-/** Hands Kysely a fresh {@link ScopedConnection} on the binding for every statement or transaction. */
+/** Hands Kysely a fresh {@link ScopedConnection} on the binding for every statement. */
 class BindingConnectionProvider implements ConnectionProvider {
   readonly #binding: HandleBinding
   constructor(binding: HandleBinding) {
@@ -48,11 +35,11 @@ export function createBoundKysely<DB>(
 ): Kysely<DB> {
   const executor = new DefaultQueryExecutor(
     compiler,
-    adapter,
+    SHARDINES_ADAPTER,
     new BindingConnectionProvider(binding),
     plugins as KyselyPlugin[],
   )
-  return new Kysely<DB>({ config, executor, dialect, driver })
+  return new ShardinesKysely<DB>(binding, executor)
 }
 
 /** The compiler for databases that attach nothing (apex, migrations). */

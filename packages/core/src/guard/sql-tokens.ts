@@ -113,6 +113,24 @@ export function positionalParameterCount(sql: string): number {
   return count
 }
 
+/**
+ * The `schema.object` pairs `sql` writes (`apex.accounts`, `"acme"."documents"`),
+ * lower-cased and joined with a dot. Column references (`d.title`) are among
+ * them too: callers only ask whether a given pair is.
+ */
+export function qualifiedNamesIn(sql: string): Set<string> {
+  const tokens = tokenize(sql)
+  const names = new Set<string>()
+  for (let i = 0; i + 2 < tokens.length; i++) {
+    const dot = tokens[i + 1]
+    if (dot?.kind !== 'punct' || dot.text !== '.') continue
+    const schema = identifierOf(tokens[i])
+    const name = identifierOf(tokens[i + 2])
+    if (schema !== undefined && name !== undefined) names.add(`${schema}.${name}`)
+  }
+  return names
+}
+
 /** What a statement's text opens with, for the checks that must run before SQLite prepares it. */
 export interface StatementHead {
   /** The first keyword after any `explain` / `explain query plan` (lower-cased), or '' for none. */

@@ -1,4 +1,4 @@
-import { type PragmaParts, pragmaParts, qualifiersIn, statementHead } from './sql-tokens.js'
+import { type PragmaParts, pragmaParts, qualifiedNamesIn, qualifiersIn, statementHead } from './sql-tokens.js'
 
 /**
  * What a statement does, as bits of {@link StatementVerdict.flags}. Read from
@@ -72,6 +72,20 @@ export interface ProgramReader {
   clean?(): boolean
   /** Optional: prepares `sql` (never a pragma) and says whether it returns rows and writes nothing (`sqlite3_stmt_readonly`). */
   readsOnly?(sql: string): boolean
+  /**
+   * Optional: the objects of the database at `index` (its `sqlite_master`), so
+   * the guard can tell which table each opened b-tree belongs to. Without it,
+   * an attached database counts as named when the SQL names it at all.
+   */
+  schemaObjects?(index: number): readonly SchemaObject[]
+}
+
+/** One row of a database's `sqlite_master`. */
+export interface SchemaObject {
+  readonly type: string
+  readonly name: string
+  readonly tbl_name: string
+  readonly rootpage: number | null
 }
 
 /**
@@ -201,6 +215,8 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
   let flags = 0
   const touched = new Set<number>()
   const written = new Set<number>()
+  /** Root pages opened per attached database, to name the tables a statement reads there. */
+  const roots = new Map<number, Set<number>>()
   let fn: string | undefined
   for (const step of program) {
     switch (step.opcode) {
@@ -211,10 +227,12 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
       case 'OpenRead':
       case 'ReopenIdx':
         touched.add(step.p3)
+        if (step.p3 > TEMP) rootsOf(roots, step.p3).add(step.p2)
         break
       case 'OpenWrite':
         touched.add(step.p3)
         written.add(step.p3)
+        if (step.p3 > TEMP) rootsOf(roots, step.p3).add(step.p2)
         break
       case 'Function':
       case 'PureFunc': {
@@ -263,13 +281,53 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
   const attachedTouched = [...touched].filter((index) => index > TEMP)
   if (attachedTouched.length > 0) {
     const qualifiers = qualifiersIn(sql)
+    const pairs = qualifiedNamesIn(sql)
     for (const index of attachedTouched) {
       const name = names[index] ?? `#${index}`
-      if (!qualifiers.has(name.toLowerCase())) unnamed.push(name)
+      const schema = name.toLowerCase()
+      if (!qualifiers.has(schema) || !namesEveryTable(reader, index, schema, roots.get(index), pairs)) unnamed.push(name)
     }
     if (unnamed.length > 0) flags |= Does.READ_UNNAMED
   }
   return verdict(sql, flags, writtenAttached, unnamed, undefined, fn)
+}
+
+function rootsOf(roots: Map<number, Set<number>>, index: number): Set<number> {
+  let set = roots.get(index)
+  if (set === undefined) {
+    set = new Set()
+    roots.set(index, set)
+  }
+  return set
+}
+
+/**
+ * Whether the SQL names, as `schema.table`, every table of an attached
+ * database whose b-trees the program opens (an index counts as its table).
+ * A table reached through a view the SQL names counts as named: a view in an
+ * attached database reads only that database.
+ */
+function namesEveryTable(
+  reader: ProgramReader,
+  index: number,
+  schema: string,
+  opened: ReadonlySet<number> | undefined,
+  pairs: ReadonlySet<string>,
+): boolean {
+  if (opened === undefined || opened.size === 0 || reader.schemaObjects === undefined) return true
+  const objects = reader.schemaObjects(index)
+  for (const object of objects) {
+    if (object.type === 'view' && pairs.has(`${schema}.${object.name.toLowerCase()}`)) return true
+  }
+  for (const root of opened) {
+    const table = root === 1 ? 'sqlite_master' : objects.find((o) => o.rootpage === root)?.tbl_name.toLowerCase()
+    if (table === undefined) return false
+    if (pairs.has(`${schema}.${table}`)) continue
+    if (table === 'sqlite_master' && (pairs.has(`${schema}.sqlite_schema`) || pairs.has(`${schema}.sqlite_master`)))
+      continue
+    return false
+  }
+  return true
 }
 
 function verdict(

@@ -109,7 +109,7 @@ export async function migrateTenantHere(ctx: ShardinesContext, id: string): Prom
   const { tenant } = await ctx.migrationSets()
   const lease = await ctx.acquire(id, false)
   try {
-    const outcome = await runMigrations(lease.handle, id, tenant, ctx.log)
+    const outcome = await runMigrations(lease.handle, id, tenant, ctx.log, ctx.storage)
     if (outcome.status !== 'failed') stateOf(lease.handle).ready = true
     return outcome
   } finally {

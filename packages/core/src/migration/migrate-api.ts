@@ -57,7 +57,7 @@ export function createMigrateApi(ctx: ShardinesContext, sources: MigrationSource
     async apex(): Promise<MigrationOutcome> {
       ctx.assertOpen()
       const { apex } = await ctx.migrationSets()
-      const outcome = await runMigrations(ctx.storage.apex(), 'apex', apex, ctx.log)
+      const outcome = await runMigrations(ctx.storage.apex(), 'apex', apex, ctx.log, ctx.storage)
       if (outcome.error) throw outcome.error
       return outcome
     },

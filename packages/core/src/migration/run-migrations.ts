@@ -1,9 +1,10 @@
 import { CompiledQuery, type Kysely } from 'kysely'
 import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import type { QueryLogger } from '../connection/query-log.js'
-import { bindHandle, ScopedConnection } from '../connection/scoped-connection.js'
+import { bindHandle } from '../connection/handle-binding.js'
+import { ScopedConnection } from '../connection/scoped-connection.js'
 import { MigrationError } from '../errors.js'
-import { INTERNAL_GUARD } from '../guard/statement-guard.js'
+import { runInternal } from '../connection/statement-runner.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { MigrationSet } from './migration-source.js'
 
@@ -22,13 +23,13 @@ export interface MigrationOutcome {
   readonly error?: MigrationError
 }
 
+const VERSION_STAMP = CompiledQuery.raw('pragma user_version')
+
 /** Reads the version stamp kept in `user_version` (one pragma: the cheap check on open). */
-export async function readVersionStamp(handle: StorageHandle): Promise<number> {
-  const { rows } = await handle.executeQuery<{ user_version: number }>(
-    CompiledQuery.raw('pragma user_version'),
-    INTERNAL_GUARD,
-  )
-  return rows[0]?.user_version ?? 0
+export async function readVersionStamp(handle: StorageHandle, busyTimeout?: number): Promise<number> {
+  // Through a private binding: another process committing to the file makes the read wait (off the event loop).
+  const { rows } = await runInternal(bindHandle(handle, { label: handle.name, busyTimeout }), VERSION_STAMP)
+  return (rows[0] as { user_version?: number } | undefined)?.user_version ?? 0
 }
 
 /** Names of the migrations applied to the database, in order ([] when it has none). */
@@ -55,15 +56,16 @@ export async function runMigrations(
   label: string,
   set: MigrationSet,
   log: QueryLogger | null,
+  options: { readonly busyTimeout?: number } = {},
 ): Promise<MigrationOutcome> {
   // What a scope left on a shared connection (temp tables, triggers) must not catch the migration's statements.
   if (handle.leftovers) await handle.resetConnection()
-  // One owner for the whole run; a migration's own db.transaction() becomes a savepoint.
-  const binding = bindHandle(handle, { label, owner: {}, log, nestedTransactions: true })
+  // One owner for the whole run; a migration's own db.transaction() becomes a savepoint of it.
+  const binding = bindHandle(handle, { label, owner: {}, log, busyTimeout: options.busyTimeout })
   const db = createBoundKysely<any>(binding, plainCompiler(), [])
   const connection = new ScopedConnection(binding)
 
-  if ((await readVersionStamp(handle)) === set.latestStamp && set.latestStamp !== 0) {
+  if ((await readVersionStamp(handle, options.busyTimeout)) === set.latestStamp && set.latestStamp !== 0) {
     return { id: label, from: set.latest, to: set.latest, status: 'up-to-date' }
   }
 

@@ -1,5 +1,6 @@
 import { CompiledQuery } from 'kysely'
-import { bindHandle, ScopedConnection } from '../connection/scoped-connection.js'
+import { bindHandle } from '../connection/handle-binding.js'
+import { ScopedConnection } from '../connection/scoped-connection.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './run-migrations.js'
 

@@ -9,7 +9,7 @@ import {
   UpdateResult,
 } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
-import type { PreparedStatementSource } from '../connection/scoped-connection.js'
+import type { PreparedStatementSource } from '../connection/statement-runner.js'
 import { InvalidOptionsError } from '../errors.js'
 
 /** The placeholder `p(name)` puts into a query; bound to `args[name]` at each execution. */

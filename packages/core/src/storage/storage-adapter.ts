@@ -51,8 +51,6 @@ export interface StorageHandle {
    * adapter opens that connection on first use and closes it with the handle.
    */
   syncReader?(separate: boolean): SyncReader
-  /** Streams the rows of a select, one chunk at a time. */
-  streamQuery<R>(query: CompiledQuery, guard: GuardPolicy, chunkSize?: number): AsyncIterableIterator<QueryResult<R>>
   /** Schemas currently attached to this connection. */
   readonly attached: ReadonlySet<string>
   /**
@@ -128,6 +126,13 @@ export interface StorageAdapter {
   readonly kind: string
   /** How many databases one connection can attach (10 in better-sqlite3's build). */
   readonly maxAttached: number
+  /**
+   * How long a statement that finds a database locked by another connection
+   * keeps retrying, in milliseconds, before `TenantBusyError`. Core retries
+   * asynchronously with backoff, so the adapter's own (native) busy wait must
+   * stay short: a native wait blocks the event loop for every tenant.
+   */
+  readonly busyTimeout: number
 
   /** The apex handle, opened (and created) on first use; lives until `close()`. */
   apex(): StorageHandle

@@ -45,7 +45,7 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       assertTenantId(id)
       const { tenant } = await ctx.migrationSets()
       await ctx.storage.create(id, async (handle) => {
-        const outcome = await runMigrations(handle, id, tenant, ctx.log)
+        const outcome = await runMigrations(handle, id, tenant, ctx.log, ctx.storage)
         if (outcome.error) throw outcome.error
       })
     },

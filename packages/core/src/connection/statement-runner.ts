@@ -1,0 +1,343 @@
+import type { CompiledQuery, QueryResult } from 'kysely'
+import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
+import { InvalidOptionsError, ShardinesClosedError, TenantBusyError, TenantScopeClosedError } from '../errors.js'
+import { INTERNAL_GUARD } from '../guard/statement-guard.js'
+import { isBusyError } from '../storage/sqlite-engine.js'
+import { attachMissing } from './attachments.js'
+import { type HandleBinding, mustWait } from './handle-binding.js'
+import { whenNoTransaction } from './handle-state.js'
+
+/**
+ * Running statements on a binding: wait while another owner holds the handle,
+ * refuse a closed scope, attach what the statement reads, run it through the
+ * statement guard, and retry it off the event loop while another process
+ * holds the file's lock. The fast path (a synchronous adapter, nothing to wait
+ * for, no logger) settles in one promise.
+ */
+
+/**
+ * A statement compiled once (a prepared query's template), run many times with
+ * per-call parameters: the hot path passes its SQL and parameter array down
+ * without building a {@link CompiledQuery} per call.
+ */
+export interface PreparedStatementSource {
+  readonly sql: string
+  /** The schemas the statement reads besides main (recorded by the ATTACH compiler). */
+  readonly schemas: readonly string[] | undefined
+  /** The full compiled query with these parameters, for the paths that need one (logging, async adapters). */
+  compiledWith(parameters: readonly unknown[]): CompiledQuery
+}
+
+const identity = <T>(value: T): T => value
+const firstRow = <R>(result: QueryResult<R>): R | undefined => result.rows[0]
+
+/** Runs one statement on a binding for `owner` (see the module comment). */
+export function executeOnBinding<R>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+): Promise<QueryResult<R>> {
+  return executeMapped(binding, owner, query, identity as (result: QueryResult<R>) => QueryResult<R>)
+}
+
+/** {@link executeOnBinding} with the result mapped before the promise settles. */
+export function executeMapped<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
+    if (wait === undefined) {
+      const { log, handle } = binding
+      if (log === null && handle.executeQuerySync !== undefined) {
+        return Promise.resolve(map(handle.executeQuerySync<R>(query.sql, query.parameters, binding.guard)))
+      }
+    }
+  } catch (error) {
+    return isBusyError(error) ? retryWhileBusy(binding, owner, query, map, error) : Promise.reject(error)
+  }
+  if (wait !== undefined) return afterWait(wait, binding, owner, query, map)
+  return runAsync(binding, owner, query, map)
+}
+
+// An async function, not a .then chain: errors keep the caller's frames in V8's async stack traces.
+async function afterWait<R, T>(
+  wait: Promise<void>,
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  await wait
+  return await executeMapped(binding, owner, query, map)
+}
+
+/** The logged or asynchronous-adapter path (no waiting needed). */
+async function runAsync<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  const { log, handle, label, guard } = binding
+  try {
+    if (log !== null) {
+      if (handle.executeQuerySync !== undefined) {
+        return map(log.timeSync(label, query, () => handle.executeQuerySync!<R>(query.sql, query.parameters, guard)))
+      }
+      return map(await log.time(label, query, () => handle.executeQuery<R>(query, guard)))
+    }
+    return map(await handle.executeQuery<R>(query, guard))
+  } catch (error) {
+    if (isBusyError(error)) return await retryWhileBusy(binding, owner, query, map, error)
+    throw error
+  }
+}
+
+/**
+ * Retries a statement that found the file locked by another connection, with
+ * backoff (1 ms doubling to 50 ms), until the binding's busy timeout: each
+ * wait is a timer, so other tenants' statements run meanwhile. The native
+ * busy timeout stays short (the adapter's choice), which is what keeps a
+ * locked tenant from freezing the event loop.
+ */
+async function retryWhileBusy<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+  first: unknown,
+): Promise<T> {
+  // Inside an explicit transaction SQLite says a busy statement (other than COMMIT) must not be
+  // retried: the transaction has to be rolled back (its caller's rollback does that).
+  if (binding.state.inTransaction && !mustWait(binding, owner)) {
+    throw new TenantBusyError(binding.label, 0, { cause: first, inTransaction: true })
+  }
+  const started = performance.now()
+  let delay = 1
+  let last = first
+  for (;;) {
+    const waited = performance.now() - started
+    if (waited >= binding.busyTimeout) throw new TenantBusyError(binding.label, waited, { cause: last })
+    await sleep(Math.min(delay, binding.busyTimeout - waited))
+    delay = Math.min(delay * 2, 50)
+    try {
+      return await executeOnce(binding, owner, query, map)
+    } catch (error) {
+      if (!isBusyError(error)) throw error
+      last = error
+    }
+  }
+}
+
+/** One attempt, after waiting for the handle like any statement (no busy retry of its own). */
+async function executeOnce<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  for (;;) {
+    const wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
+    if (wait === undefined) break
+    await wait
+  }
+  const { log, handle, label, guard } = binding
+  if (handle.executeQuerySync !== undefined) {
+    const run = () => handle.executeQuerySync!<R>(query.sql, query.parameters, guard)
+    return map(log === null ? run() : log.timeSync(label, query, run))
+  }
+  return map(
+    log === null
+      ? await handle.executeQuery<R>(query, guard)
+      : await log.time(label, query, () => handle.executeQuery<R>(query, guard)),
+  )
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+}
+
+/** {@link executeMapped} for a prepared statement and one call's parameters. */
+export function executePrepared<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+  map: (result: QueryResult<R>) => T,
+): Promise<T> {
+  const { log, handle } = binding
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, source.schemas)
+    if (wait === undefined && log === null && handle.executeQuerySync !== undefined) {
+      return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters, binding.guard)))
+    }
+  } catch (error) {
+    if (!isBusyError(error)) return Promise.reject(error)
+    return retryWhileBusy(binding, owner, source.compiledWith(parameters), map, error)
+  }
+  // Waiting, logging or an asynchronous adapter: the general path, with a compiled query.
+  const query = source.compiledWith(parameters)
+  return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
+}
+
+/**
+ * The first row of a prepared select with one call's parameters: the fastest
+ * path there is. On a synchronous adapter with no logger and nothing to wait
+ * for, the statement runs at once and the call settles in one promise.
+ */
+export function executePreparedFirst<R>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+): Promise<R | undefined> {
+  const { log, handle } = binding
+  const map = firstRow as (result: QueryResult<R>) => R | undefined
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, source.schemas)
+    if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
+      return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters, binding.guard))
+    }
+  } catch (error) {
+    if (!isBusyError(error)) return Promise.reject(error)
+    return retryWhileBusy(binding, owner, source.compiledWith(parameters), map, error)
+  }
+  const query = source.compiledWith(parameters)
+  return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
+}
+
+/** Like {@link executeMapped} for the first row of a select (`executeTakeFirst`). */
+export function executeFirstRow<R>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+): Promise<R | undefined> {
+  const { log, handle } = binding
+  const map = firstRow as (result: QueryResult<R>) => R | undefined
+  let wait: Promise<void> | undefined
+  try {
+    wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
+    if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
+      return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters, binding.guard))
+    }
+  } catch (error) {
+    if (!isBusyError(error)) return Promise.reject(error)
+    return retryWhileBusy(binding, owner, query, map, error)
+  }
+  return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
+}
+
+/**
+ * Runs one of Shardines' own statements (transaction control, savepoints) for
+ * the owner that holds the handle: no waiting, the internal guard, and the
+ * same busy retry (a `BEGIN IMMEDIATE` or `COMMIT` may meet another process's lock).
+ */
+export function runInternal(binding: HandleBinding, query: CompiledQuery): Promise<QueryResult<unknown>> {
+  const { handle, log, label } = binding
+  if (handle.closed) return Promise.reject(closedError(binding))
+  const once = (): Promise<QueryResult<unknown>> =>
+    log === null
+      ? handle.executeQuery(query, INTERNAL_GUARD)
+      : log.time(label, query, () => handle.executeQuery(query, INTERNAL_GUARD))
+  return once().catch(async (error: unknown) => {
+    if (!isBusyError(error)) throw error
+    const started = performance.now()
+    let delay = 1
+    let last = error
+    for (;;) {
+      const waited = performance.now() - started
+      if (waited >= binding.busyTimeout) throw new TenantBusyError(label, waited, { cause: last })
+      await sleep(Math.min(delay, binding.busyTimeout - waited))
+      delay = Math.min(delay * 2, 50)
+      if (handle.closed) throw closedError(binding)
+      try {
+        return await once()
+      } catch (again) {
+        if (!isBusyError(again)) throw again
+        last = again
+      }
+    }
+  })
+}
+
+/** What a statement on a closed handle gets: the instance's close, or the scope's end. */
+export function closedError(binding: HandleBinding): Error {
+  try {
+    if (binding.isClosed?.() === true) return new TenantScopeClosedError(binding.label)
+  } catch (error) {
+    return error as Error
+  }
+  return new ShardinesClosedError()
+}
+
+/**
+ * A prepared read run synchronously (`executeSync` / `executeTakeFirstSync`).
+ * It never waits: when another owner holds the handle, it reads through the
+ * adapter's separate read-only connection, which sees the last committed
+ * state. Inside the holder's own async context it reads on the handle itself,
+ * and so sees that transaction's rows.
+ */
+export function readPreparedSync<R>(
+  binding: HandleBinding,
+  owner: object,
+  source: PreparedStatementSource,
+  parameters: readonly unknown[],
+  first: boolean,
+): R[] | R | undefined {
+  if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+  const { handle, log, label } = binding
+  if (handle.syncReader === undefined) {
+    throw new InvalidOptionsError(
+      `The storage adapter of "${label}" runs statements asynchronously, so it has no synchronous reads: use await execute() / executeTakeFirst().`,
+    )
+  }
+  if (handle.closed) throw closedError(binding)
+  const separate = mustWait(binding, owner)
+  const reader = handle.syncReader(separate)
+  const schemas = source.schemas
+  if (schemas !== undefined) {
+    if (separate) {
+      for (const schema of schemas) if (!reader.attached.has(schema)) reader.attach(schema, binding.locate(schema))
+    } else if (attachMissing(binding, schemas) !== undefined) {
+      throw new InvalidOptionsError(
+        `The storage adapter of "${label}" attaches asynchronously, so a synchronous read cannot use ${schemas.join(', ')}: use await execute().`,
+      )
+    }
+  }
+  const { sql } = source
+  const guard = binding.guard
+  if (log === null) return first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard)
+  return log.timeSync(label, source.compiledWith(parameters), () =>
+    first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard),
+  )
+}
+
+/**
+ * Whether the statement may run now (undefined), or what to wait for first
+ * (another owner's transaction, an asynchronous attach); throws when refused.
+ * From its return to the driver call nothing awaits, so no other owner can
+ * take the handle in between: the handle runs statements in call order.
+ */
+export function mayRun(
+  binding: HandleBinding,
+  owner: object,
+  schemas: readonly string[] | undefined,
+): Promise<void> | undefined {
+  if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+  if (mustWait(binding, owner)) return whenNoTransaction(binding.state)
+  if (binding.handle.closed) throw closedError(binding)
+  const pinned = binding.state.pinned
+  if (pinned.size > 0) {
+    const attaching = attachMissing(binding, [...pinned.keys()])
+    if (attaching !== undefined) return attaching
+  }
+  if (schemas === undefined) return undefined
+  // An asynchronous adapter attaches asynchronously; the statement runs after it.
+  return attachMissing(binding, schemas) ?? undefined
+}
