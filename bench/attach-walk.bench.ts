@@ -18,8 +18,8 @@ import { createShardines } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect, SqliteQueryCompiler } from 'kysely'
 import { AttachQueryCompiler } from '../packages/core/dist/attach/attach-query-compiler.js'
+import { bindHandle } from '../packages/core/dist/connection/handle-binding.js'
 import { createBoundKysely, plainCompiler } from '../packages/core/dist/connection/kysely-factory.js'
-import { bindHandle } from '../packages/core/dist/connection/scoped-connection.js'
 import { type ApexDB, apexMigrations, type TenantDB, tempDir, tenantFile, tenantMigrations } from './lib/fixture.js'
 import { asyncCase, compare, type Measurement, syncCase } from './lib/measure.js'
 import { bar, printHeader, printTable, ratio, us } from './lib/table.js'
@@ -52,12 +52,11 @@ const binding = bindHandle(lease.handle, {
   label: TENANT,
   owner: {},
   isClosed: null,
-  locate: (schema) => storage.locate(schema),
+  locate: (schema: string) => storage.locate(schema),
   maxAttached: storage.maxAttached,
   log: null,
-  nestedTransactions: false,
 })
-const policy = { label: TENANT, readable: new Set(['apex']), qualifyMain: true }
+const policy = { label: TENANT, readable: new Set(['apex']) }
 const withWalk = createBoundKysely<ScopeDB>(binding, new AttachQueryCompiler(policy), [])
 const withoutWalk = createBoundKysely<ScopeDB>(binding, plainCompiler(), [])
 const bare = new Kysely<TenantDB>({ dialect: new SqliteDialect({ database: new Database(tenantFile(dir, TENANT)) }) })

@@ -37,11 +37,7 @@ test('an unqualified read of a table only apex has is an error, never apex rows'
       fellThrough,
     )
     await assert.rejects(
-      db
-        .selectFrom('apex.plans as p')
-        .innerJoin('accounts as a', 'a.plan', 'p.id')
-        .selectAll()
-        .execute(),
+      db.selectFrom('apex.plans as p').innerJoin('accounts as a', 'a.plan', 'p.id').selectAll().execute(),
       fellThrough,
     )
     await assert.rejects(
@@ -100,7 +96,9 @@ test('a temp table shadows a main table of its name, as SQLite resolves names; m
       [1, 2, 3, 4],
     )
     await db.schema.createIndex('temp_docs_title').on('documents').column('title').execute()
-    const { rows } = await sql<{ n: number }>`select count(*) as n from temp.sqlite_master where type = 'index'`.execute(db)
+    const { rows } = await sql<{
+      n: number
+    }>`select count(*) as n from temp.sqlite_master where type = 'index'`.execute(db)
     assert.deepEqual(rows, [{ n: 1 }], 'the index went where the table resolved: temp')
     await db.schema.dropTable('documents').execute()
     assert.equal((await db.selectFrom('documents').selectAll().execute()).length, 4, 'dropped temp; main is back')

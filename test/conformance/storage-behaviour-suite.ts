@@ -21,7 +21,6 @@ import {
   MigrationError,
   NoTenantError,
   ShardinesClosedError,
-  ShardinesError,
   type ShardinesLogEvent,
   TenantExistsError,
   TenantNotFoundError,

@@ -1246,7 +1246,6 @@ const cases: Case[] = [
     name: 'select * from pragma_optimize (runs ANALYZE on attached apex at run time)',
     attempt: raw('select * from pragma_optimize'),
     expect: anyRefusal(),
-    todo: 'BUG: the pragma_optimize table-valued function runs PRAGMA optimize inside xFilter; EXPLAIN shows only a VFilter, so the guard allows it and ANALYZE writes sqlite_stat1/sqlite_stat4 into the attached apex file',
   },
   {
     where: 'withTenant builder',
@@ -1258,21 +1257,18 @@ const cases: Case[] = [
         .execute(),
     ),
     expect: anyRefusal(),
-    todo: 'BUG: pragma_optimize(arg) writes apex (sqlite_stat1/sqlite_stat4) from a tenant scope',
   },
   {
     where: 'withTenants sql.raw',
     name: "select * from pragma_optimize analyzes every attached tenant's file",
     attempt: rawBoth('select * from pragma_optimize'),
     expect: anyRefusal(WT),
-    todo: "BUG: withTenants is read-only, yet pragma_optimize writes sqlite_stat1/sqlite_stat4 into acme's, beta's and apex's files",
   },
   {
     where: 'withTenant sql.raw',
     name: 'several statements in one string (better-sqlite3 refuses them, untyped)',
     attempt: raw('select 1; pragma query_only = 1'),
     expect: anyRefusal(),
-    todo: 'the second statement never runs, but the caller gets better-sqlite3’s raw RangeError ("contains more than one statement") instead of a ShardinesError',
   },
   {
     where: 'withTenant sql.raw',
@@ -1297,7 +1293,6 @@ const cases: Case[] = [
         { id: 'free', name: 'Free' },
         { id: 'pro', name: 'Pro' },
       ]),
-    todo: 'BUG (apex written from a tenant scope): verdicts judged on a clean connection are shared process-wide by SQL text, but an IF EXISTS / IF NOT EXISTS DDL is a no-op or a schema change depending on the schema; a no-op verdict reused where the DDL does change the schema skips the statement-cache reset, and a cached statement whose verdict says "writes main" is silently re-prepared by SQLite into the attached apex',
   },
   {
     where: 'withTenant sql.raw',
@@ -1328,7 +1323,6 @@ const cases: Case[] = [
         { id: 'free', name: 'Free' },
         { id: 'pro', name: 'Pro' },
       ]),
-    todo: 'BUG (apex written from a tenant scope, also before the clean-verdict cache): a handle keeps each statement with the verdict judged when it was first prepared; when another connection changes the schema, SQLite re-prepares the statement by itself and resolves its unqualified names again, and the verdict is not judged again',
   },
   {
     where: 'withTenants sql.raw',
@@ -1351,7 +1345,6 @@ const cases: Case[] = [
     },
     expect: anyRefusal(WT),
     verify: (w) => assert.equal(rowsOf(w.tenantFile('acme'), 'comments').length, 2),
-    todo: "BUG (another tenant's table dropped from read-only withTenants): a statement's cached verdict outlives an ATTACH and a schema change the guard did not see (the shared clean verdict of an IF NOT EXISTS DDL), and SQLite re-prepares the cached no-op DROP TABLE IF EXISTS into the attached tenant",
   },
 ]
 
@@ -1421,9 +1414,7 @@ for (const c of cases) {
   })
 }
 
-test("temp objects made on the shared apex connection (shard.apex inside a tenant's scope) do not outlive that scope", {
-  todo: "BUG: shard.apex's guard (scopeGuard('apex')) allows temp writes and marks the handle's leftovers, but the apex handle is never leased, so resetConnection never runs: a temp trigger created through shard.apex from one tenant's request fires on every later apex write of every tenant (here it copies a new account's email into a temp table)",
-}, async () => {
+test("temp objects made on the shared apex connection (shard.apex inside a tenant's scope) do not outlive that scope", {}, async () => {
   const w = await makeWorld()
   try {
     const made = await w.shard

@@ -220,7 +220,9 @@ export class UnknownSchemaError extends ShardinesError {
  * - `transaction-control`: raw `BEGIN` / `COMMIT` / `ROLLBACK` / `SAVEPOINT` / `RELEASE`;
  * - `function`: a function that reaches outside the database (`load_extension`);
  * - `fall-through`: an unqualified name that resolved to an attached database;
- * - `read-only-scope`: any write where nothing may be written (`withTenants`, synchronous reads).
+ * - `read-only-scope`: any write where nothing may be written (`withTenants`, synchronous reads);
+ * - `temp-on-shared-connection`: a temp table, view or trigger on `shard.apex`, whose connection every request shares;
+ * - `multiple-statements`: more than one statement in one string (one runs per call).
  */
 export type StatementRefusal =
   | 'attach'
@@ -231,6 +233,8 @@ export type StatementRefusal =
   | 'function'
   | 'fall-through'
   | 'read-only-scope'
+  | 'temp-on-shared-connection'
+  | 'multiple-statements'
 
 /**
  * The statement guard refused a statement before SQLite ran it: judged from
@@ -278,6 +282,15 @@ export class StatementRefusedError extends ShardinesError {
         'fall-through',
         () =>
           `an unqualified table resolved to the attached database "${detail.schema ?? '?'}". Qualify it: main.<table> for this tenant's table, ${detail.schema ?? 'apex'}.<table> to read the attached one.`,
+      )
+      .with(
+        'temp-on-shared-connection',
+        () =>
+          'temp tables, views and triggers are refused on shard.apex: its connection is shared by every request of the process and would keep them. Create temp objects inside a tenant scope (they end with it), or use a real apex table.',
+      )
+      .with(
+        'multiple-statements',
+        () => 'the string holds more than one statement; nothing ran. Run one statement per call.',
       )
       .with(
         'read-only-scope',

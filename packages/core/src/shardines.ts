@@ -1,10 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Compilable, Kysely, QueryResult } from 'kysely'
 import { type AttachPolicy, AttachQueryCompiler } from './attach/attach-query-compiler.js'
-import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
-import { QueryLogger } from './connection/query-log.js'
 import { bindHandle, type HandleBinding } from './connection/handle-binding.js'
 import { stateOf } from './connection/handle-state.js'
+import { createBoundKysely, plainCompiler } from './connection/kysely-factory.js'
+import { QueryLogger } from './connection/query-log.js'
 import { ScopeResources } from './connection/scope-resources.js'
 import { ScopedConnection } from './connection/scoped-connection.js'
 import {
@@ -21,7 +21,7 @@ import {
   TenantSchemaOutdatedError,
   TransactionLeftOpenError,
 } from './errors.js'
-import { readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
+import { apexGuard, readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import {
   type HonoContextLike,
   type HonoTenantMiddleware,
@@ -579,7 +579,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       maxAttached: 0,
       log: this.log,
       // shard.apex writes apex, but attaches, pragmas and raw transaction control are Shardines' alone.
-      guard: scopeGuard(APEX),
+      guard: apexGuard(),
       busyTimeout: this.storage.busyTimeout,
       resources: this.#apexResources,
     })

@@ -43,6 +43,13 @@ export class HandlePool {
       this.#hits++
       this.#entries.delete(id)
       this.#entries.set(id, entry)
+      if (entry.handle.attached.size > 0) {
+        try {
+          entry.handle.noticeOutsideSchemaChanges()
+        } catch {
+          // Locked by another process right now: the next verdict on this handle looks again.
+        }
+      }
     } else {
       this.#misses++
       entry = { id, handle: this.#open(id), refs: 0, idle: [] }

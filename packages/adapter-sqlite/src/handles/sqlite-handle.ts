@@ -6,9 +6,10 @@ import {
   judgeStatement,
   type ProgramReader,
   type ProgramStep,
-  type SchemaObject,
   positionalParameterCount,
   refuseStatement,
+  type SchemaObject,
+  StatementRefusedError,
   type StatementVerdict,
   StorageError,
   type StorageHandle,
@@ -79,6 +80,34 @@ function rememberClean(verdict: StatementVerdict): void {
   CLEAN_VERDICTS.set(verdict.sql, verdict)
 }
 
+/** better-sqlite3's refusal of a string with several statements, as the guard's typed refusal (nothing ran). */
+function severalStatements(error: unknown, sql: string, label: string): unknown {
+  if (error instanceof RangeError && /more than one statement/.test(error.message)) {
+    return new StatementRefusedError('multiple-statements', sql, label)
+  }
+  return error
+}
+
+/**
+ * Whether parameters can be passed spread (`statement.run(...parameters)`,
+ * ~0.1 µs faster than an array). A plain object among them would be taken as a
+ * bag of named parameters, so then they go as one array, as Kysely's own
+ * SQLite driver passes them (better-sqlite3 then refuses the object by name).
+ */
+function spreadable(parameters: readonly unknown[]): boolean {
+  for (let i = 0; i < parameters.length; i++) {
+    const value = parameters[i]
+    if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value)) return false
+  }
+  return true
+}
+
+/** The arguments to spread into a better-sqlite3 call: the parameters themselves, or one array holding them. */
+function bind(parameters: readonly unknown[]): readonly unknown[] {
+  if (spreadable(parameters)) return parameters
+  return [parameters]
+}
+
 /** The program's columns in `EXPLAIN` output read as raw rows: addr, opcode, p1, p2, p3, p4, p5, comment. */
 type ExplainRow = [number, string, number, number, number, unknown, number, unknown]
 
@@ -96,33 +125,49 @@ class GuardedStatements implements ProgramReader {
   #databases: (string | undefined)[] | undefined
   /** Whether the connection has nothing attached and nothing in temp (told by the handle). */
   readonly #isClean: () => boolean
+  /** main's schema cookie when the first statement now cached was judged. */
+  #schemaVersion: number | undefined
+  #schemaVersionStatement: Statement | undefined
   /** The statement `readsOnly` prepared, kept for the entry being judged. */
   #justPrepared: Statement | undefined
 
-  constructor(db: Database, size: number, isClean: () => boolean) {
+  /** Brings the connection's schema up to date, dropping cached statements if another connection changed it. */
+  readonly #onStale: () => void
+
+  constructor(db: Database, size: number, isClean: () => boolean, onStale: () => void) {
     this.#db = db
     this.#size = size
     this.#isClean = isClean
+    this.#onStale = onStale
   }
 
   /** The statement for `sql`, judged on first sight (from the process's clean verdicts when the connection is clean). */
-  get(sql: string): GuardedStatement {
+  get(sql: string, guard: GuardPolicy): GuardedStatement {
     let entry = this.#entries.get(sql)
     if (entry === undefined) {
       let verdict: StatementVerdict | undefined
       this.#justPrepared = undefined
-      if (this.#isClean()) {
-        verdict = CLEAN_VERDICTS.get(sql)
-        if (verdict === undefined) {
+      try {
+        if (this.#isClean()) {
+          verdict = CLEAN_VERDICTS.get(sql)
+          if (verdict === undefined) {
+            verdict = judgeStatement(sql, this)
+            if ((verdict.flags & Does.JUDGE_EACH_RUN) === 0) rememberClean(verdict)
+          }
+        } else {
+          // Something is attached: the program must be read against the schema the file has now
+          // (another connection may have changed it), or a name could be judged in main and run elsewhere.
+          this.#onStale()
           verdict = judgeStatement(sql, this)
-          rememberClean(verdict)
         }
-      } else {
-        verdict = judgeStatement(sql, this)
+      } catch (error) {
+        throw severalStatements(error, sql, guard.label)
       }
       entry = { verdict, statement: this.#justPrepared }
       this.#justPrepared = undefined
-      if (this.#size > 0) {
+      // A DDL statement's program depends on the schema: it is judged and prepared anew each run.
+      if (this.#size > 0 && (verdict.flags & Does.JUDGE_EACH_RUN) === 0) {
+        if (this.#entries.size === 0) this.#schemaVersion = this.#readSchemaVersion()
         if (this.#entries.size >= this.#size) {
           const oldest = this.#entries.keys().next().value
           if (oldest !== undefined) this.#entries.delete(oldest)
@@ -180,6 +225,28 @@ class GuardedStatements implements ProgramReader {
     return this.#databases
   }
 
+  /**
+   * Whether main's schema changed (through another connection) since the
+   * first statement now cached was judged. True also when that could not be
+   * read, as long as anything is cached: the caller then drops the cache.
+   */
+  schemaChangedOutside(): boolean {
+    if (this.#entries.size === 0) return false
+    const version = this.#readSchemaVersion()
+    const changed = version === undefined || version !== this.#schemaVersion
+    this.#schemaVersion = version
+    return changed
+  }
+
+  #readSchemaVersion(): number | undefined {
+    try {
+      this.#schemaVersionStatement ??= this.#db.prepare('pragma main.schema_version').pluck()
+      return this.#schemaVersionStatement.get() as number
+    } catch {
+      return undefined
+    }
+  }
+
   attachmentsChanged(): void {
     this.#databases = undefined
   }
@@ -220,6 +287,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   readonly #cacheSize: number
   readonly #attached = new Set<string>()
   #leftovers = false
+  #freshSchema: Statement | undefined
   /** The read-only connection for synchronous reads that must not wait for this one's transaction. */
   #separate: SeparateReader | undefined
 
@@ -238,6 +306,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
       db,
       statementCacheSize,
       () => this.#attached.size === 0 && !this.#leftovers,
+      () => this.noticeOutsideSchemaChanges(),
     )
     this.#freeDescriptors = freeDescriptors
   }
@@ -267,10 +336,10 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   }
 
   executeTakeFirstSync<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
-    const entry = this.#statements.get(sql)
+    const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
     const statement = this.#statements.prepared(entry)
-    if (statement.reader) return statement.get(...parameters) as R | undefined
+    if (statement.reader) return statement.get(...bind(parameters)) as R | undefined
     return this.#runWrite<R>(entry, statement, parameters).rows[0]
   }
 
@@ -291,11 +360,11 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   }
 
   all<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R[] {
-    return readOnly(this.name, this.#allowed(sql, guard)).all(...parameters) as R[]
+    return readOnly(this.name, this.#allowed(sql, guard)).all(...bind(parameters)) as R[]
   }
 
   first<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
-    return readOnly(this.name, this.#allowed(sql, guard)).get(...parameters) as R | undefined
+    return readOnly(this.name, this.#allowed(sql, guard)).get(...bind(parameters)) as R | undefined
   }
 
   // Parameters are passed spread, not as one array: better-sqlite3 binds an array
@@ -303,10 +372,10 @@ export class SqliteHandle implements StorageHandle, SyncReader {
 
   /** Runs one statement synchronously (the fast path under `executeQuery`). */
   run<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): QueryResult<R> {
-    const entry = this.#statements.get(sql)
+    const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
     const statement = this.#statements.prepared(entry)
-    if (statement.reader) return { rows: statement.all(...parameters) as R[] }
+    if (statement.reader) return { rows: statement.all(...bind(parameters)) as R[] }
     return this.#runWrite<R>(entry, statement, parameters)
   }
 
@@ -323,11 +392,11 @@ export class SqliteHandle implements StorageHandle, SyncReader {
    * some and retries, unless the failure ended the transaction it ran in.
    */
   #write(statement: Statement, parameters: readonly unknown[]): RunResult {
-    if (this.#freeDescriptors === undefined) return statement.run(...parameters)
+    if (this.#freeDescriptors === undefined) return statement.run(...bind(parameters))
     const inTransaction = this.db.inTransaction
     for (;;) {
       try {
-        return statement.run(...parameters)
+        return statement.run(...bind(parameters))
       } catch (error) {
         if (!isOutOfDescriptors(error) || this.db.inTransaction !== inTransaction || !this.#freeDescriptors())
           throw error
@@ -337,15 +406,34 @@ export class SqliteHandle implements StorageHandle, SyncReader {
 
   /** The prepared statement for `sql` if `guard` allows it (refused: thrown, nothing prepared or run). */
   #allowed(sql: string, guard: GuardPolicy): Statement {
-    const entry = this.#statements.get(sql)
+    const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
     return this.#statements.prepared(entry)
   }
 
   attach(schema: string, location: string): void {
+    this.noticeOutsideSchemaChanges()
     attachDatabase(this.db, schema, location)
     this.#attached.add(schema)
     this.#statements.attachmentsChanged()
+  }
+
+  /**
+   * Drops the cached statements and verdicts when another connection (another
+   * process, a worker's migration) changed this database's schema since the
+   * last look. SQLite re-prepares a cached statement by itself after such a
+   * change, resolving its unqualified names again, and with another database
+   * attached a name the tenant lost could now resolve there: its verdict must
+   * be judged again. Checked before attaching and when a scope takes a handle
+   * that has something attached (one pragma); a handle with nothing attached
+   * needs no check, since its names can only resolve in main and temp.
+   */
+  noticeOutsideSchemaChanges(): void {
+    if (this.#statements.schemaChangedOutside()) this.clearStatementCache()
+    // The connection may still hold the schema it parsed last: a read that checks the schema cookie
+    // makes SQLite parse it again, so the next verdict (EXPLAIN) sees what the statement will run on.
+    this.#freshSchema ??= this.db.prepare('select 1 from main.sqlite_master limit 1')
+    this.#freshSchema.get()
   }
 
   detach(schema: string): void {
@@ -372,8 +460,10 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     const order = { trigger: 0, view: 1, table: 2 }
     objects.sort((a, b) => order[a.type] - order[b.type])
     for (const { type, name } of objects) {
-      if (name.startsWith('sqlite_')) continue
-      this.db.prepare(`drop ${type} if exists temp."${name.replaceAll('"', '""')}"`).run()
+      const quoted = `temp."${name.replaceAll('"', '""')}"`
+      // SQLite keeps temp.sqlite_sequence (AUTOINCREMENT) and refuses to drop it: empty it instead.
+      if (name === 'sqlite_sequence') this.db.prepare(`delete from ${quoted}`).run()
+      else this.db.prepare(`drop ${type} if exists ${quoted}`).run()
     }
     this.clearStatementCache()
     this.#leftovers = false
@@ -417,7 +507,12 @@ class SeparateReader implements SyncReader {
   constructor(name: string, file: string, cacheSize: number) {
     this.#name = name
     this.db = new Sqlite(file, { readonly: true, fileMustExist: true, timeout: 0 })
-    this.#statements = new GuardedStatements(this.db, cacheSize, () => this.#attached.size === 0)
+    this.#statements = new GuardedStatements(
+      this.db,
+      cacheSize,
+      () => this.#attached.size === 0,
+      () => undefined,
+    )
   }
 
   get attached(): ReadonlySet<string> {
@@ -427,7 +522,7 @@ class SeparateReader implements SyncReader {
   all<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R[] {
     // Inside the try: preparing on a connection that has not read the schema yet takes the lock too.
     try {
-      return readOnly(this.#name, this.#allowed(sql, guard)).all(...parameters) as R[]
+      return readOnly(this.#name, this.#allowed(sql, guard)).all(...bind(parameters)) as R[]
     } catch (error) {
       throw this.#busy(error)
     }
@@ -435,14 +530,14 @@ class SeparateReader implements SyncReader {
 
   first<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
     try {
-      return readOnly(this.#name, this.#allowed(sql, guard)).get(...parameters) as R | undefined
+      return readOnly(this.#name, this.#allowed(sql, guard)).get(...bind(parameters)) as R | undefined
     } catch (error) {
       throw this.#busy(error)
     }
   }
 
   #allowed(sql: string, guard: GuardPolicy): Statement {
-    const entry = this.#statements.get(sql)
+    const entry = this.#statements.get(sql, guard)
     // Nothing here writes (the connection is read-only), so no temp leftovers to note.
     if ((entry.verdict.flags & guard.watch) !== 0) watched(entry.verdict, guard)
     return this.#statements.prepared(entry)

@@ -1,5 +1,4 @@
 import {
-  type AlterTableNode,
   type CompiledQuery,
   type OperationNode,
   type QueryId,

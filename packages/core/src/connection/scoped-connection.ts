@@ -5,6 +5,7 @@ import {
   type QueryCompiler,
   type QueryResult,
   RawNode,
+  SelectQueryNode,
   type TransactionSettings,
 } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
@@ -33,7 +34,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
   readonly #binding: HandleBinding
   readonly #owner: object
   /** Set once the transaction this connection ran has ended: its `trx` is then refused, as Kysely refuses it. */
-  #ended: string | null = null
+  #ended: (() => Error) | null = null
   #holding = false
 
   constructor(binding: HandleBinding, owner?: object) {
@@ -51,7 +52,8 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
   }
 
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    if (this.#ended !== null) return Promise.reject(new InvalidOptionsError(this.#ended))
+    // Kysely's own words and error class for a transaction used after it ended.
+    if (this.#ended !== null) return Promise.reject(this.#ended())
     return executeOnBinding<R>(this.#binding, this.#owner, query)
   }
 
@@ -64,6 +66,8 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
    */
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     const binding = this.#binding
+    // As Kysely's SQLite driver: only selects stream.
+    if (!SelectQueryNode.is(query.query)) throw new Error('Sqlite driver only supports streaming of select queries')
     const { rows } = await this.executeQuery<R>(query)
     const size = chunkSize !== undefined && chunkSize > 0 ? chunkSize : STREAM_CHUNK
     for (let i = 0; i < rows.length; i += size) {
@@ -110,10 +114,10 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
   async commit(): Promise<void> {
     const { state } = this.#binding
     if (state.txOwner !== this.#owner || !state.inTransaction) {
-      throw new InvalidOptionsError(this.#ended ?? `No transaction is open on "${this.#binding.label}" to commit.`)
+      throw this.#ended?.() ?? new InvalidOptionsError(`No transaction is open on "${this.#binding.label}" to commit.`)
     }
     await this.#run('commit')
-    this.#endTransaction('Transaction is already committed')
+    this.#endTransaction(() => new Error('Transaction is already committed'))
   }
 
   async rollback(): Promise<void> {
@@ -123,7 +127,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
     try {
       await this.#run('rollback')
     } finally {
-      this.#endTransaction('Transaction is already rolled back')
+      this.#endTransaction(() => new Error('Transaction is already rolled back'))
     }
   }
 
@@ -170,7 +174,8 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
         // The connection may be gone (closed instance); nothing was committed either way.
       }
     }
-    this.#ended = 'Transaction is already rolled back (its scope ended)'
+    const label = this.#binding.label
+    this.#ended = () => new TenantScopeClosedError(label)
     this.#holding = false
     endTransaction(state)
     return true
@@ -184,7 +189,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
     await attachMissing(binding, [schema])
   }
 
-  #endTransaction(ended: string): void {
+  #endTransaction(ended: () => Error): void {
     const binding = this.#binding
     const { state } = binding
     if (state.txOwner !== this.#owner) return

@@ -1,7 +1,7 @@
 import {
   type AccessMode,
-  type ConnectionBuilder,
   CompiledQuery,
+  type ConnectionBuilder,
   ControlledTransaction,
   type ControlledTransactionBuilder,
   type IsolationLevel,
@@ -17,8 +17,8 @@ import {
 } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
 import { enclosingOwner, type HandleBinding } from './handle-binding.js'
-import { KYSELY_PARTS } from './shardines-dialect.js'
 import { ScopedConnection } from './scoped-connection.js'
+import { KYSELY_PARTS } from './shardines-dialect.js'
 import { runInternal } from './statement-runner.js'
 
 /**
@@ -143,7 +143,9 @@ async function savepointTransaction<DB, T>(
   await runInternal(binding, CompiledQuery.raw(`savepoint "${name}"`))
   let result: T
   try {
-    result = await binding.runInFrame(owner, () => callback(transactionOn<DB>(executor, new ScopedConnection(binding, owner))))
+    result = await binding.runInFrame(owner, () =>
+      callback(transactionOn<DB>(executor, new ScopedConnection(binding, owner))),
+    )
   } catch (error) {
     await runInternal(binding, CompiledQuery.raw(`rollback to "${name}"`))
     await runInternal(binding, CompiledQuery.raw(`release "${name}"`))

@@ -46,7 +46,7 @@ export class ShardinesDriver implements Driver {
   async releaseConnection(): Promise<void> {}
   async destroy(): Promise<void> {
     throw new InvalidOptionsError(
-      "A Shardines Kysely instance shares its connections with the instance: close them with shard.close(), not db.destroy().",
+      'A Shardines Kysely instance shares its connections with the instance: close them with shard.close(), not db.destroy().',
     )
   }
 }

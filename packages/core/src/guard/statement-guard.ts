@@ -43,10 +43,25 @@ const ANY_WRITE = OUTSIDE | Does.WRITE_MAIN | Does.WRITE_TEMP | Does.VACUUM | Do
  */
 export const INTERNAL_GUARD: GuardPolicy = Object.freeze({ denied: 0, watch: Does.WRITE_TEMP, label: 'shardines' })
 
-/** A tenant scope (or `shard.apex`): its own database and temp only; temp writes mark the connection. */
+/** A tenant scope: its own database and temp only; temp writes mark the connection. */
 export function scopeGuard(label: string): GuardPolicy {
   return Object.freeze({ denied: OUTSIDE, watch: OUTSIDE | Does.WRITE_TEMP, label })
 }
+
+/**
+ * `shard.apex`: the apex database, and no temp objects. The apex connection
+ * is shared by every request of the process and never ends with a scope, so a
+ * temp trigger made there would fire on every later tenant's apex writes.
+ */
+export function apexGuard(): GuardPolicy {
+  return SHARED_APEX
+}
+
+const SHARED_APEX: GuardPolicy = Object.freeze({
+  denied: OUTSIDE | Does.WRITE_TEMP,
+  watch: OUTSIDE | Does.WRITE_TEMP,
+  label: 'apex',
+})
 
 /** A connection that may only read (`withTenants`, the separate reader of synchronous reads). */
 export function readOnlyGuard(label: string): GuardPolicy {
@@ -54,7 +69,7 @@ export function readOnlyGuard(label: string): GuardPolicy {
 }
 
 /** The first refused kind in a verdict's refused bits, in the order that explains the statement best. */
-function refusalKind(refused: number): StatementRefusal | 'write-attached' {
+function refusalKind(refused: number, policy: GuardPolicy): StatementRefusal | 'write-attached' {
   if (refused & Does.TRANSACTION) return 'transaction-control'
   if (refused & Does.ATTACH) return 'attach'
   if (refused & Does.DETACH) return 'detach'
@@ -63,7 +78,7 @@ function refusalKind(refused: number): StatementRefusal | 'write-attached' {
   if (refused & Does.FUNCTION) return 'function'
   if (refused & Does.WRITE_ATTACHED) return 'write-attached'
   if (refused & Does.READ_UNNAMED) return 'fall-through'
-  return 'read-only-scope'
+  return policy === SHARED_APEX ? 'temp-on-shared-connection' : 'read-only-scope'
 }
 
 /**
@@ -73,7 +88,7 @@ function refusalKind(refused: number): StatementRefusal | 'write-attached' {
  * {@link StatementRefusedError} naming what to do instead.
  */
 export function refuseStatement(verdict: StatementVerdict, policy: GuardPolicy): ShardinesError {
-  const kind = refusalKind(verdict.flags & policy.denied)
+  const kind = refusalKind(verdict.flags & policy.denied, policy)
   return match(kind)
     .with(
       'write-attached',

@@ -1,4 +1,4 @@
-import { type PragmaParts, pragmaParts, qualifiedNamesIn, qualifiersIn, statementHead } from './sql-tokens.js'
+import { type PragmaParts, pragmaParts, qualifiedNamesIn, qualifiersIn, statementHead, tokenize } from './sql-tokens.js'
 
 /**
  * What a statement does, as bits of {@link StatementVerdict.flags}. Read from
@@ -29,6 +29,14 @@ export const Does = Object.freeze({
   FUNCTION: 1024,
   /** `VACUUM` (rebuilds a database in place). */
   VACUUM: 2048,
+  /**
+   * The verdict holds for this run only: a DDL statement (`create`, `drop`,
+   * `alter`, `reindex`, `analyze`, `vacuum`) compiles to a different program
+   * depending on the schema (`drop table if exists t` is a no-op while `t` is
+   * missing, and drops whatever `t` resolves to once it exists), so it is
+   * judged, prepared and shared anew every time it runs.
+   */
+  JUDGE_EACH_RUN: 4096,
 })
 
 /** A statement's verdict: what it does, computed once per handle and SQL and cached with the statement. */
@@ -183,6 +191,12 @@ const SCHEMA_OPCODES = new Set([
   'RenameTable',
 ])
 
+/** Statements whose program depends on the schema beyond their own result (see `Does.JUDGE_EACH_RUN`). */
+const DDL_KEYWORDS = new Set(['create', 'drop', 'alter', 'reindex', 'analyze', 'vacuum'])
+
+/** A table-valued pragma function named in the text (`pragma_table_info(…)`, `"pragma_optimize"`). */
+const PRAGMA_FUNCTION = /pragma_/i
+
 const MAIN = 0
 const TEMP = 1
 
@@ -204,6 +218,14 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     return verdict(sql, allowed ? 0 : Does.PRAGMA, [], [], pragma?.name ?? 'pragma', undefined)
   }
   if (head.explain) return verdict(sql, 0, [], [], undefined, undefined)
+  // pragma_* table-valued functions run their pragma inside the virtual table, where the program
+  // shows only a VFilter: `pragma_optimize` runs ANALYZE on every attached database. Only the
+  // read-only pragmas are allowed as functions.
+  if (PRAGMA_FUNCTION.test(sql)) {
+    const refused = refusedPragmaFunction(sql)
+    if (refused !== undefined) return verdict(sql, Does.PRAGMA, [], [], refused, undefined)
+  }
+  const schemaDependent = DDL_KEYWORDS.has(head.keyword) ? Does.SCHEMA_CHANGE | Does.JUDGE_EACH_RUN : 0
   // On a clean connection (only main, empty temp) a statement that returns rows and writes
   // nothing reads main alone: it cannot write, attach, control transactions or fall through.
   // Statements without result rows (ATTACH, BEGIN, VACUUM, …) never take this path.
@@ -264,6 +286,7 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
         if (SCHEMA_OPCODES.has(step.opcode)) flags |= Does.SCHEMA_CHANGE
     }
   }
+  flags |= schemaDependent
   // BEGIN IMMEDIATE lists a write of every database; it is refused as transaction control, not as writes.
   if ((flags & Does.TRANSACTION) !== 0) return verdict(sql, flags, [], [], undefined, fn)
 
@@ -285,11 +308,24 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     for (const index of attachedTouched) {
       const name = names[index] ?? `#${index}`
       const schema = name.toLowerCase()
-      if (!qualifiers.has(schema) || !namesEveryTable(reader, index, schema, roots.get(index), pairs)) unnamed.push(name)
+      if (!qualifiers.has(schema) || !namesEveryTable(reader, index, schema, roots.get(index), pairs))
+        unnamed.push(name)
     }
     if (unnamed.length > 0) flags |= Does.READ_UNNAMED
   }
   return verdict(sql, flags, writtenAttached, unnamed, undefined, fn)
+}
+
+/** The first `pragma_<name>` function the text calls whose pragma is not a read-only report, if any. */
+function refusedPragmaFunction(sql: string): string | undefined {
+  for (const token of tokenize(sql)) {
+    if (token.kind !== 'word' && token.kind !== 'quoted') continue
+    const name = token.text.toLowerCase()
+    if (!name.startsWith('pragma_')) continue
+    const pragma = name.slice('pragma_'.length)
+    if (!READ_PRAGMAS.has(pragma) && !CALL_PRAGMAS.has(pragma)) return pragma
+  }
+  return undefined
 }
 
 function rootsOf(roots: Map<number, Set<number>>, index: number): Set<number> {

@@ -1,5 +1,5 @@
-import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import { bindHandle } from '../connection/handle-binding.js'
+import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { RolloutStep, StatusReport, TenantStatus } from './migration-reports.js'

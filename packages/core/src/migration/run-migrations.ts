@@ -1,10 +1,10 @@
 import { CompiledQuery, type Kysely } from 'kysely'
+import { bindHandle } from '../connection/handle-binding.js'
 import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import type { QueryLogger } from '../connection/query-log.js'
-import { bindHandle } from '../connection/handle-binding.js'
 import { ScopedConnection } from '../connection/scoped-connection.js'
-import { MigrationError } from '../errors.js'
 import { runInternal } from '../connection/statement-runner.js'
+import { MigrationError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { MigrationSet } from './migration-source.js'
 
