@@ -147,3 +147,37 @@ test("two statements in one string: a typed refusal instead of the driver's Rang
   assert.deepEqual(log(), [])
   await shard.close()
 })
+
+// Named so that its frame can be looked for in the error's stack.
+async function insertIntoMissingTable(t: { db: unknown }): Promise<unknown> {
+  return await db(t)
+    .insertInto('no_such_table' as 'log')
+    .values({ message: 'x' })
+    .execute()
+}
+
+test("an error from a statement that had to wait keeps the caller's frame in its stack, as Kysely's do", async () => {
+  const { shard } = await open()
+  await shard.withTenant('acme', async (t) => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const transaction = t.transaction(async () => {
+      await held
+    })
+    await delay(1)
+    // This statement waits for the transaction (another branch of the scope), then fails.
+    const failing = insertIntoMissingTable(t)
+    await delay(5)
+    release()
+    await transaction
+    const error = (await failing.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error
+    assert.match(String(error), /no such table/)
+    assert.match(error.stack ?? '', /insertIntoMissingTable/)
+  })
+  await shard.close()
+})

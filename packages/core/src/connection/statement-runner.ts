@@ -63,7 +63,12 @@ export function executeMapped<R, T>(
   return runAsync(binding, owner, query, map)
 }
 
-// An async function, not a .then chain: errors keep the caller's frames in V8's async stack traces.
+/**
+ * Runs a statement once what it waits for is done. The caller's frames are
+ * captured before waiting and added to an error's stack (as Kysely's drivers
+ * do): the statement then runs from a promise reaction, whose stack holds
+ * only Shardines' and Kysely's frames.
+ */
 async function afterWait<R, T>(
   wait: Promise<void>,
   binding: HandleBinding,
@@ -71,8 +76,21 @@ async function afterWait<R, T>(
   query: CompiledQuery,
   map: (result: QueryResult<R>) => T,
 ): Promise<T> {
-  await wait
-  return await executeMapped(binding, owner, query, map)
+  const caller = new Error()
+  try {
+    await wait
+    return await executeMapped(binding, owner, query, map)
+  } catch (error) {
+    throw withCallerStack(error, caller)
+  }
+}
+
+/** Appends the frames of `caller` (an Error made where the statement was asked for) to `error`'s stack. */
+function withCallerStack(error: unknown, caller: Error): unknown {
+  if (error instanceof Error && typeof error.stack === 'string' && caller.stack !== undefined) {
+    error.stack += `\n${caller.stack.split('\n').slice(1).join('\n')}`
+  }
+  return error
 }
 
 /** The logged or asynchronous-adapter path (no waiting needed). */
@@ -105,6 +123,22 @@ async function runAsync<R, T>(
  * locked tenant from freezing the event loop.
  */
 async function retryWhileBusy<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+  first: unknown,
+): Promise<T> {
+  // Called synchronously where the statement was asked for: its frames are the caller's.
+  const caller = new Error()
+  try {
+    return await retryLoop(binding, owner, query, map, first)
+  } catch (error) {
+    throw withCallerStack(error, caller)
+  }
+}
+
+async function retryLoop<R, T>(
   binding: HandleBinding,
   owner: object,
   query: CompiledQuery,
