@@ -3,11 +3,13 @@ import * as path from 'node:path'
 import {
   APEX,
   InvalidOptionsError,
+  isBusyError,
   type PoolStats,
   ShardinesClosedError,
   type StorageAdapter,
   StorageError,
   type StorageHandle,
+  TenantBusyError,
   TenantExistsError,
   type TenantLease,
   TenantNotFoundError,
@@ -84,7 +86,37 @@ class SqliteStorage implements StorageAdapter {
   async acquire(tenantId: string): Promise<TenantLease> {
     this.#assertOpen()
     if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
-    return this.#pool.acquire(tenantId)
+    try {
+      return this.#pool.acquire(tenantId)
+    } catch (error) {
+      if (!isBusyError(error)) throw error
+      return this.#acquireWhenUnlocked(tenantId, error)
+    }
+  }
+
+  /**
+   * Opening a file another process holds exclusively (the rollback journal's
+   * EXCLUSIVE lock while it commits, or a `BEGIN EXCLUSIVE`) fails the open's
+   * first read: retried off the event loop, with backoff, until `busyTimeout`.
+   */
+  async #acquireWhenUnlocked(tenantId: string, first: unknown): Promise<TenantLease> {
+    const started = performance.now()
+    let delay = 1
+    let last = first
+    for (;;) {
+      const left = this.#options.busyTimeout - (performance.now() - started)
+      if (left <= 0) throw new TenantBusyError(tenantId, performance.now() - started, { cause: last })
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
+      delay = Math.min(delay * 2, 50)
+      this.#assertOpen()
+      if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+      try {
+        return this.#pool.acquire(tenantId)
+      } catch (error) {
+        if (!isBusyError(error)) throw error
+        last = error
+      }
+    }
   }
 
   async exists(tenantId: string): Promise<boolean> {
@@ -302,6 +334,8 @@ class SqliteStorage implements StorageAdapter {
       }, file)
     } catch (error) {
       if (!fs.existsSync(file)) throw new TenantNotFoundError(tenantId)
+      // Locked by another process: the caller (acquire) waits for it.
+      if (isBusyError(error)) throw error
       throw new StorageError(`Could not open tenant "${tenantId}": ${(error as Error).message}`, {
         cause: error,
         tenantId,

@@ -94,6 +94,8 @@ export type {
 } from './registry/model-types.js'
 export { type CloseOptions, createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
+// For SQLite-family adapters: the engine's error codes core acts on.
+export { isBusyError } from './storage/sqlite-engine.js'
 export {
   APEX,
   type PoolStats,

@@ -24,6 +24,13 @@ export interface HandleState {
    * each: re-attached before a statement when something detached them.
    */
   readonly pinned: Map<string, number>
+  /**
+   * Set while one statement polls a lock another process holds on this
+   * database: every other statement waits for it instead of each trying (and
+   * each spending SQLite's native busy wait on the event loop). Resolves to
+   * whether the lock was found free.
+   */
+  lockedOutside: Promise<boolean> | null
   /** Resolvers of those waiting for the handle to be free, first come first served. */
   readonly waiters: Array<() => void>
   /** True once the version check (lazy migration) passed for this open handle. */
@@ -43,6 +50,7 @@ export function stateOf(handle: StorageHandle): HandleState {
       holds: 0,
       savepoints: 0,
       pinned: new Map(),
+      lockedOutside: null,
       waiters: [],
       ready: false,
       readying: null,

@@ -14,7 +14,7 @@ import { attachMissing, detachBeforeImmediate } from './attachments.js'
 import { type HandleBinding, mustWait } from './handle-binding.js'
 import { endTransaction, whenNoTransaction } from './handle-state.js'
 import type { ScopeResource } from './scope-resources.js'
-import { executeOnBinding, runInternal } from './statement-runner.js'
+import { closedError, executeOnBinding, runInternal } from './statement-runner.js'
 
 /** How many rows a buffered stream hands Kysely at a time when the caller names no chunk size. */
 const STREAM_CHUNK = 100
@@ -174,8 +174,9 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
         // The connection may be gone (closed instance); nothing was committed either way.
       }
     }
-    const label = this.#binding.label
-    this.#ended = () => new TenantScopeClosedError(label)
+    // The scope ended (TenantScopeClosedError), or close() gave up waiting (ShardinesClosedError).
+    const binding = this.#binding
+    this.#ended = () => closedError(binding)
     this.#holding = false
     endTransaction(state)
     return true

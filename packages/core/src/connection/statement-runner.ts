@@ -151,18 +151,52 @@ async function retryLoop<R, T>(
     throw new TenantBusyError(binding.label, 0, { cause: first, inTransaction: true })
   }
   const started = performance.now()
-  let delay = 1
+  const { state } = binding
   let last = first
   for (;;) {
-    const waited = performance.now() - started
-    if (waited >= binding.busyTimeout) throw new TenantBusyError(binding.label, waited, { cause: last })
-    await sleep(Math.min(delay, binding.busyTimeout - waited))
-    delay = Math.min(delay * 2, 50)
+    const remaining = binding.busyTimeout - (performance.now() - started)
+    if (remaining <= 0) throw new TenantBusyError(binding.label, binding.busyTimeout - remaining, { cause: last })
+    const polling = state.lockedOutside
+    if (polling !== null) {
+      // Another statement polls this lock: wait for it (within our own deadline), and try once it is free.
+      const free = await Promise.race([polling, sleep(remaining).then(() => false)])
+      if (!free) continue
+      try {
+        return await executeOnce(binding, owner, query, map, true)
+      } catch (error) {
+        if (!isBusyError(error)) throw error
+        last = error
+        continue
+      }
+    }
+    // Nobody polls: this statement does, for everyone, until it runs or its deadline passes.
+    let release!: (free: boolean) => void
+    state.lockedOutside = new Promise<boolean>((resolve) => {
+      release = resolve
+    })
+    let free = false
     try {
-      return await executeOnce(binding, owner, query, map)
-    } catch (error) {
-      if (!isBusyError(error)) throw error
-      last = error
+      let delay = 1
+      for (;;) {
+        const left = binding.busyTimeout - (performance.now() - started)
+        if (left <= 0) throw new TenantBusyError(binding.label, binding.busyTimeout - left, { cause: last })
+        await sleep(Math.min(delay, left))
+        delay = Math.min(delay * 2, 50)
+        try {
+          const result = await executeOnce(binding, owner, query, map, true)
+          free = true
+          return result
+        } catch (error) {
+          if (!isBusyError(error)) {
+            free = true
+            throw error
+          }
+          last = error
+        }
+      }
+    } finally {
+      state.lockedOutside = null
+      release(free)
     }
   }
 }
@@ -173,9 +207,10 @@ async function executeOnce<R, T>(
   owner: object,
   query: CompiledQuery,
   map: (result: QueryResult<R>) => T,
+  pastLock: boolean,
 ): Promise<T> {
   for (;;) {
-    const wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
+    const wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS], pastLock)
     if (wait === undefined) break
     await wait
   }
@@ -362,9 +397,13 @@ export function mayRun(
   binding: HandleBinding,
   owner: object,
   schemas: readonly string[] | undefined,
+  pastLock = false,
 ): Promise<void> | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
   if (mustWait(binding, owner)) return whenNoTransaction(binding.state)
+  // Another process holds the file and a statement of ours is polling it: wait with it, off the event loop.
+  const locked = binding.state.lockedOutside
+  if (locked !== null && !pastLock && binding.state.txOwner === null) return locked as Promise<unknown> as Promise<void>
   if (binding.handle.closed) throw closedError(binding)
   const pinned = binding.state.pinned
   if (pinned.size > 0) {
