@@ -21,7 +21,7 @@ import {
   TenantSchemaOutdatedError,
   TransactionLeftOpenError,
 } from './errors.js'
-import { apexGuard, readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
+import { apexGuard, type GuardPolicy, readOnlyGuard, scopeGuard } from './guard/statement-guard.js'
 import {
   type HonoContextLike,
   type HonoTenantMiddleware,
@@ -246,6 +246,18 @@ const EMPTY_MODELS = Object.freeze({})
  */
 const tenantCompilers = new WeakMap<StorageHandle, AttachQueryCompiler>()
 
+/** One guard policy per tenant handle, shared by its scopes (a frozen value). */
+const tenantGuards = new WeakMap<StorageHandle, GuardPolicy>()
+
+function tenantGuard(handle: StorageHandle, id: string): GuardPolicy {
+  let guard = tenantGuards.get(handle)
+  if (guard === undefined) {
+    guard = scopeGuard(id)
+    tenantGuards.set(handle, guard)
+  }
+  return guard
+}
+
 function tenantCompiler(handle: StorageHandle, id: string): AttachQueryCompiler {
   let compiler = tenantCompilers.get(handle)
   if (compiler === undefined) {
@@ -300,8 +312,10 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     const parent = this.#als.getStore()
     return this.#als.run({ parent, scope: parent?.scope, token }, fn)
   }
-  /** Scopes running now (close() waits for them). */
-  readonly #running = new Set<TenantScopeImpl<TenantDB, ApexDB, Models>>()
+  /** How many scopes run now (close() waits for them). */
+  #running = 0
+  /** Scopes that have opened a transaction or connection() hold (close() ends those after its timeout). */
+  readonly scopesWithResources = new Set<ScopeResources>()
   /** Transactions and connection() callbacks open on apex. */
   readonly #apexResources = new ScopeResources()
   /** close() was called: entry points refuse new work. */
@@ -450,7 +464,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
     const lease = await this.acquire(id, true)
     const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(this, id, lease, this.#locate, this.#als.getStore())
-    this.#running.add(scope)
+    this.#running++
     let result: Awaited<T>
     try {
       result = await this.#als.run(scope, fn, scope)
@@ -460,7 +474,8 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       // connection() callback) is rolled back now, so the tenant never waits for it.
       const leftOpen = scope.resources.size > 0 ? await scope.resources.abandonAll() : 0
       scope.unpinAttachments()
-      this.#running.delete(scope)
+      this.#running--
+      this.scopesWithResources.delete(scope.resources)
       lease.release()
       if (leftOpen > 0 && !scope.failed) scope.failed = new TransactionLeftOpenError(id, leftOpen)
     }
@@ -632,12 +647,12 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     }
     const deadline = performance.now() + timeout
     // Running scopes and apex transactions finish on their own if they can.
-    while ((this.#running.size > 0 || this.#apexResources.size > 0) && performance.now() < deadline) {
+    while ((this.#running > 0 || this.#apexResources.size > 0) && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(10, Math.max(1, deadline - performance.now()))))
     }
     // Past the deadline: their later statements are refused, their open transactions rolled back.
     this.#closed = true
-    for (const scope of this.#running) await scope.resources.abandonAll()
+    for (const resources of [...this.scopesWithResources]) await resources.abandonAll()
     await this.#apexResources.abandonAll()
     await this.storage.close()
   }
@@ -651,7 +666,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   readonly token = undefined
   readonly handle: StorageHandle
   /** What this scope opened that must end with it. */
-  readonly resources = new ScopeResources()
+  readonly resources: ScopeResources
   /** Set when the scope must reject although its function resolved (e.g. it left a transaction open). */
   failed: Error | undefined
   /** Schemas this scope attached explicitly (t.attach), pinned on the handle until the scope ends. */
@@ -674,6 +689,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     this.#shard = shard
     this.parent = parent
     this.handle = lease.handle
+    this.resources = new ScopeResources(shard.scopesWithResources)
     // Each statement is its own owner; an enclosing scope's (or this scope's) transaction is joined
     // from inside its callback through the async context (inContextOf), and waited for from elsewhere.
     this.#binding = bindHandle(lease.handle, {
@@ -688,7 +704,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       locate,
       maxAttached: shard.storage.maxAttached,
       log: shard.log,
-      guard: scopeGuard(id),
+      guard: tenantGuard(lease.handle, id),
       busyTimeout: shard.storage.busyTimeout,
       resources: this.resources,
     })

@@ -338,8 +338,9 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   executeTakeFirstSync<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): R | undefined {
     const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
-    const statement = this.#statements.prepared(entry)
-    if (statement.reader) return statement.get(...bind(parameters)) as R | undefined
+    const statement = entry.statement ?? this.#statements.prepared(entry)
+    if (statement.reader)
+      return (spreadable(parameters) ? statement.get(...parameters) : statement.get(parameters)) as R | undefined
     return this.#runWrite<R>(entry, statement, parameters).rows[0]
   }
 
@@ -374,8 +375,9 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   run<R>(sql: string, parameters: readonly unknown[], guard: GuardPolicy): QueryResult<R> {
     const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
-    const statement = this.#statements.prepared(entry)
-    if (statement.reader) return { rows: statement.all(...bind(parameters)) as R[] }
+    const statement = entry.statement ?? this.#statements.prepared(entry)
+    if (statement.reader)
+      return { rows: (spreadable(parameters) ? statement.all(...parameters) : statement.all(parameters)) as R[] }
     return this.#runWrite<R>(entry, statement, parameters)
   }
 
@@ -392,11 +394,12 @@ export class SqliteHandle implements StorageHandle, SyncReader {
    * some and retries, unless the failure ended the transaction it ran in.
    */
   #write(statement: Statement, parameters: readonly unknown[]): RunResult {
-    if (this.#freeDescriptors === undefined) return statement.run(...bind(parameters))
+    if (this.#freeDescriptors === undefined)
+      return spreadable(parameters) ? statement.run(...parameters) : statement.run(parameters)
     const inTransaction = this.db.inTransaction
     for (;;) {
       try {
-        return statement.run(...bind(parameters))
+        return spreadable(parameters) ? statement.run(...parameters) : statement.run(parameters)
       } catch (error) {
         if (!isOutOfDescriptors(error) || this.db.inTransaction !== inTransaction || !this.#freeDescriptors())
           throw error

@@ -404,7 +404,6 @@ export function mayRun(
   // Another process holds the file and a statement of ours is polling it: wait with it, off the event loop.
   const locked = binding.state.lockedOutside
   if (locked !== null && !pastLock && binding.state.txOwner === null) return locked as Promise<unknown> as Promise<void>
-  if (binding.handle.closed) throw closedError(binding)
   const pinned = binding.state.pinned
   if (pinned.size > 0) {
     const attaching = attachMissing(binding, [...pinned.keys()])
