@@ -125,7 +125,7 @@ class GuardedStatements implements ProgramReader {
   #databases: (string | undefined)[] | undefined
   /** Whether the connection has nothing attached and nothing in temp (told by the handle). */
   readonly #isClean: () => boolean
-  /** main's schema cookie when the first statement now cached was judged. */
+  /** main's schema cookie when last read (see schemaChangedOutside). */
   #schemaVersion: number | undefined
   #schemaVersionStatement: Statement | undefined
   /** The statement `readsOnly` prepared, kept for the entry being judged. */
@@ -167,7 +167,6 @@ class GuardedStatements implements ProgramReader {
       this.#justPrepared = undefined
       // A DDL statement's program depends on the schema: it is judged and prepared anew each run.
       if (this.#size > 0 && (verdict.flags & Does.JUDGE_EACH_RUN) === 0) {
-        if (this.#entries.size === 0) this.#schemaVersion = this.#readSchemaVersion()
         if (this.#entries.size >= this.#size) {
           const oldest = this.#entries.keys().next().value
           if (oldest !== undefined) this.#entries.delete(oldest)
@@ -226,14 +225,16 @@ class GuardedStatements implements ProgramReader {
   }
 
   /**
-   * Whether main's schema changed (through another connection) since the
-   * first statement now cached was judged. True also when that could not be
-   * read, as long as anything is cached: the caller then drops the cache.
+   * Whether main's schema may have changed (through another connection) since
+   * the statements now cached were judged. The version is first read when it
+   * is first asked for (a connection's first attach), not when the connection
+   * opens: a pool miss pays nothing for it. Until then nothing says when the
+   * cached statements were judged, so the first answer is yes whenever any
+   * are cached (on a fresh connection: the version check's one pragma).
    */
   schemaChangedOutside(): boolean {
-    if (this.#entries.size === 0) return false
     const version = this.#readSchemaVersion()
-    const changed = version === undefined || version !== this.#schemaVersion
+    const changed = this.#entries.size > 0 && (version === undefined || version !== this.#schemaVersion)
     this.#schemaVersion = version
     return changed
   }

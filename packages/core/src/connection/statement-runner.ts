@@ -314,7 +314,18 @@ export function runInternal(binding: HandleBinding, query: CompiledQuery): Promi
     log === null
       ? handle.executeQuery(query, INTERNAL_GUARD)
       : log.time(label, query, () => handle.executeQuery(query, INTERNAL_GUARD))
-  return once().catch(async (error: unknown) => {
+  let first: Promise<QueryResult<unknown>>
+  if (log === null && handle.executeQuerySync !== undefined) {
+    // A synchronous adapter: one promise, as for any statement (the version check runs on every pool miss).
+    try {
+      return Promise.resolve(handle.executeQuerySync(query.sql, query.parameters, INTERNAL_GUARD))
+    } catch (error) {
+      first = Promise.reject(error)
+    }
+  } else {
+    first = once()
+  }
+  return first.catch(async (error: unknown) => {
     if (!isBusyError(error)) throw error
     const started = performance.now()
     let delay = 1
