@@ -75,6 +75,7 @@ const holder = spawn(
   [fileURLToPath(new URL('./lib/hold-lock.mjs', import.meta.url)), tenantFile(dir, 'a'), String(LOCK_MS)],
   { stdio: ['ignore', 'pipe', 'inherit'] },
 )
+const holderClosed = new Promise((resolve) => holder.on('close', resolve))
 await new Promise<void>((resolve, reject) => {
   holder.stdout.on('data', (chunk: Buffer) => {
     if (chunk.toString().includes('locked')) resolve()
@@ -90,7 +91,7 @@ const aOutcome = shard
   )
 const locked = await serveB(LOCK_MS * 0.8)
 const aResult = await aOutcome
-await new Promise((resolve) => holder.on('close', resolve))
+await holderClosed
 
 printTable(
   'tenant B while tenant A is locked by another process (same run, nothing locked = baseline)',
