@@ -105,6 +105,13 @@ function recording(storage: StorageAdapter, statements: string[]): StorageAdapte
               return target.executeQuery(query as never, guard as never)
             }
           }
+          if (key === 'executeQuerySync' || key === 'executeTakeFirstSync') {
+            const run = Reflect.get(target, key, target) as (sql: string, ...rest: unknown[]) => unknown
+            return (sql: string, ...rest: unknown[]) => {
+              statements.push(sql)
+              return run.call(target, sql, ...rest)
+            }
+          }
           const value = Reflect.get(target, key, target)
           return typeof value === 'function' ? value.bind(target) : value
         },

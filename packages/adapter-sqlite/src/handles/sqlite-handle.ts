@@ -128,7 +128,7 @@ class GuardedStatements implements ProgramReader {
   /** main's schema cookie when last read (see schemaChangedOutside). */
   #schemaVersion: number | undefined
   #schemaVersionStatement: Statement | undefined
-  /** The statement `readsOnly` prepared, kept for the entry being judged. */
+  /** The statement `statementKind` prepared, kept for the entry being judged. */
   #justPrepared: Statement | undefined
 
   /** Brings the connection's schema up to date, dropping cached statements if another connection changed it. */
@@ -209,10 +209,10 @@ class GuardedStatements implements ProgramReader {
       .all() as SchemaObject[]
   }
 
-  readsOnly(sql: string): boolean {
+  statementKind(sql: string): { readonly reader: boolean; readonly readonly: boolean } {
     const statement = this.#db.prepare(sql)
     this.#justPrepared = statement
-    return statement.reader && statement.readonly
+    return statement
   }
 
   databases(): readonly (string | undefined)[] {

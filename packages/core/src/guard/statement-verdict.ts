@@ -72,14 +72,17 @@ export interface ProgramReader {
   explain(sql: string): readonly ProgramStep[]
   databases(): readonly (string | undefined)[]
   /**
-   * Optional, with {@link readsOnly}: true when the connection has nothing
-   * attached and nothing in `temp`. Then every name resolves in `main`, and a
-   * statement that returns rows and writes nothing can do nothing the guard
-   * refuses, so its verdict needs no `EXPLAIN` (see {@link judgeStatement}).
+   * Optional, with {@link statementKind}: true when the connection has
+   * nothing attached and nothing in `temp`. Then every name resolves in
+   * `main`, and a read or a data write can touch `main` alone, so its verdict
+   * needs no `EXPLAIN` (see {@link judgeStatement}).
    */
   clean?(): boolean
-  /** Optional: prepares `sql` (never a pragma) and says whether it returns rows and writes nothing (`sqlite3_stmt_readonly`). */
-  readsOnly?(sql: string): boolean
+  /**
+   * Optional: prepares `sql` (never a pragma) and says whether it returns
+   * rows (`reader`) and whether it writes nothing (`sqlite3_stmt_readonly`).
+   */
+  statementKind?(sql: string): { readonly reader: boolean; readonly readonly: boolean }
   /**
    * Optional: the objects of the database at `index` (its `sqlite_master`), so
    * the guard can tell which table each opened b-tree belongs to. Without it,
@@ -194,6 +197,9 @@ const SCHEMA_OPCODES = new Set([
 /** Statements whose program depends on the schema beyond their own result (see `Does.JUDGE_EACH_RUN`). */
 const DDL_KEYWORDS = new Set(['create', 'drop', 'alter', 'reindex', 'analyze', 'vacuum'])
 
+/** Statements about the connection rather than data: always judged from their program. */
+const CONNECTION_KEYWORDS = new Set(['begin', 'commit', 'end', 'rollback', 'savepoint', 'release', 'attach', 'detach'])
+
 /** A table-valued pragma function named in the text (`pragma_table_info(…)`, `"pragma_optimize"`). */
 const PRAGMA_FUNCTION = /pragma_/i
 
@@ -225,12 +231,22 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     const refused = refusedPragmaFunction(sql)
     if (refused !== undefined) return verdict(sql, Does.PRAGMA, [], [], refused, undefined)
   }
-  const schemaDependent = DDL_KEYWORDS.has(head.keyword) ? Does.SCHEMA_CHANGE | Does.JUDGE_EACH_RUN : 0
-  // On a clean connection (only main, empty temp) a statement that returns rows and writes
-  // nothing reads main alone: it cannot write, attach, control transactions or fall through.
-  // Statements without result rows (ATTACH, BEGIN, VACUUM, …) never take this path.
-  if (!MENTIONS_REFUSED_FUNCTION.test(sql) && reader.clean?.() === true && reader.readsOnly?.(sql) === true) {
-    return verdict(sql, 0, [], [], undefined, undefined)
+  const ddl = DDL_KEYWORDS.has(head.keyword)
+  const schemaDependent = ddl ? Does.SCHEMA_CHANGE | Does.JUDGE_EACH_RUN : 0
+  // On a clean connection (only main, empty temp), a read touches main alone, and so does a data
+  // write (insert/update/delete: main's own triggers write main only; temp is empty). Neither can
+  // attach, control transactions or fall through: those statements write nothing and return no
+  // rows (ATTACH, BEGIN, SAVEPOINT), and DDL and VACUUM are judged from their program every run.
+  if (
+    !ddl &&
+    !CONNECTION_KEYWORDS.has(head.keyword) &&
+    !MENTIONS_REFUSED_FUNCTION.test(sql) &&
+    reader.clean?.() === true &&
+    reader.statementKind !== undefined
+  ) {
+    const kind = reader.statementKind(sql)
+    if (kind.readonly && kind.reader) return verdict(sql, 0, [], [], undefined, undefined)
+    if (!kind.readonly) return verdict(sql, Does.WRITE_MAIN, [], [], undefined, undefined)
   }
 
   const program = reader.explain(sql)
