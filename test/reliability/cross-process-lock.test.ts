@@ -151,6 +151,16 @@ function withinBound(measured: Measured, label: string, attempt: number, lastAtt
   const contended = measured.contendedMs > measured.windowMs * 0.05
   if (contended && !lastAttempt) return false
   assert.ok(measured.scopes >= 100, `${label}: only ${measured.scopes} other-tenant scopes ran during the lock`)
+  if (contended) {
+    // Every window shared the CPU with other processes (CI runs two test files at once): wall-clock
+    // latency and loop delay then measure the machine. The latency less the CPU others took still
+    // tells whether this process waited for the lock on its event loop (that would be ~2000 ms).
+    assert.ok(
+      measured.maxOwnLatency < LATENCY_LIMIT_MS,
+      `${label}: an other-tenant scope took ${measured.maxOwnLatency} ms (less CPU taken by others) while the lock was held (${JSON.stringify(measured)})`,
+    )
+    return true
+  }
   assert.ok(
     measured.maxLatency < LATENCY_LIMIT_MS,
     `${label}: an other-tenant scope took ${measured.maxLatency} ms while the lock was held (${JSON.stringify(measured)})`,
@@ -258,7 +268,8 @@ for (const journalMode of ['delete', 'wal'] as const) {
         )
         assert.ok(trx.at >= HOLD_MS - 200, `the transaction committed after ${trx.at} ms, before the lock went`)
         if (walRead !== undefined) {
-          assert.ok(walRead.latency < LATENCY_LIMIT_MS, `a WAL read of the locked tenant took ${walRead.latency} ms`)
+          // Not blocked by the writer (that would be the whole hold); a loaded machine may add tens of ms.
+          assert.ok(walRead.latency < HOLD_MS / 4, `a WAL read of the locked tenant took ${walRead.latency} ms`)
           assert.ok(!walRead.titles.includes(childTitle), 'a reader saw the other process uncommitted row')
         }
         console.log(

@@ -150,19 +150,38 @@ async function retryLoop<R, T>(
   if (binding.state.inTransaction && !mustWait(binding, owner)) {
     throw new TenantBusyError(binding.label, 0, { cause: first, inTransaction: true })
   }
+  return pollLock(binding, () => executeOnce(binding, owner, query, map, true), first, true)
+}
+
+/**
+ * Runs `attempt` again until it no longer finds the file locked by another
+ * connection, or the binding's busy timeout passes (`TenantBusyError`). One
+ * statement per handle polls, with backoff (1 ms doubling to 50 ms); the
+ * others wait on it (`state.lockedOutside`) and try once it found the lock
+ * free, so SQLite's short native wait is paid once per poll, not per waiter.
+ * The holder of the handle's transaction polls on its own (`shared` false):
+ * the other statements wait for its transaction anyway, and a statement
+ * polling for them would in turn wait for that transaction.
+ */
+async function pollLock<T>(
+  binding: HandleBinding,
+  attempt: () => Promise<T>,
+  first: unknown,
+  shared: boolean,
+): Promise<T> {
   const started = performance.now()
   const { state } = binding
+  const left = () => binding.busyTimeout - (performance.now() - started)
+  const busy = (cause: unknown) => new TenantBusyError(binding.label, performance.now() - started, { cause })
   let last = first
   for (;;) {
-    const remaining = binding.busyTimeout - (performance.now() - started)
-    if (remaining <= 0) throw new TenantBusyError(binding.label, binding.busyTimeout - remaining, { cause: last })
-    const polling = state.lockedOutside
+    if (left() <= 0) throw busy(last)
+    const polling = shared ? state.lockedOutside : null
     if (polling !== null) {
       // Another statement polls this lock: wait for it (within our own deadline), and try once it is free.
-      const free = await Promise.race([polling, sleep(remaining).then(() => false)])
-      if (!free) continue
+      if (!(await Promise.race([polling, sleep(left()).then(() => false)]))) continue
       try {
-        return await executeOnce(binding, owner, query, map, true)
+        return await attempt()
       } catch (error) {
         if (!isBusyError(error)) throw error
         last = error
@@ -170,20 +189,20 @@ async function retryLoop<R, T>(
       }
     }
     // Nobody polls: this statement does, for everyone, until it runs or its deadline passes.
-    let release!: (free: boolean) => void
-    state.lockedOutside = new Promise<boolean>((resolve) => {
-      release = resolve
-    })
+    let release: ((free: boolean) => void) | undefined
+    if (shared) {
+      state.lockedOutside = new Promise<boolean>((resolve) => {
+        release = resolve
+      })
+    }
     let free = false
     try {
-      let delay = 1
-      for (;;) {
-        const left = binding.busyTimeout - (performance.now() - started)
-        if (left <= 0) throw new TenantBusyError(binding.label, binding.busyTimeout - left, { cause: last })
-        await sleep(Math.min(delay, left))
-        delay = Math.min(delay * 2, 50)
+      for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+        if (left() <= 0) throw busy(last)
+        await sleep(Math.min(delay, left()))
+        if (binding.handle.closed) throw closedError(binding)
         try {
-          const result = await executeOnce(binding, owner, query, map, true)
+          const result = await attempt()
           free = true
           return result
         } catch (error) {
@@ -195,8 +214,10 @@ async function retryLoop<R, T>(
         }
       }
     } finally {
-      state.lockedOutside = null
-      release(free)
+      if (release !== undefined) {
+        state.lockedOutside = null
+        release(free)
+      }
     }
   }
 }
@@ -325,24 +346,9 @@ export function runInternal(binding: HandleBinding, query: CompiledQuery): Promi
   } else {
     first = once()
   }
-  return first.catch(async (error: unknown) => {
+  return first.catch((error: unknown) => {
     if (!isBusyError(error)) throw error
-    const started = performance.now()
-    let delay = 1
-    let last = error
-    for (;;) {
-      const waited = performance.now() - started
-      if (waited >= binding.busyTimeout) throw new TenantBusyError(label, waited, { cause: last })
-      await sleep(Math.min(delay, binding.busyTimeout - waited))
-      delay = Math.min(delay * 2, 50)
-      if (handle.closed) throw closedError(binding)
-      try {
-        return await once()
-      } catch (again) {
-        if (!isBusyError(again)) throw again
-        last = again
-      }
-    }
+    return pollLock(binding, once, error, false)
   })
 }
 
