@@ -1,3 +1,5 @@
+import * as fs from 'node:fs'
+import * as os from 'node:os'
 import {
   APEX,
   Does,
@@ -18,10 +20,34 @@ import {
 import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
 
-/** Whether an error means the process ran out of file descriptors (SQLite reports CANTOPEN). */
+/**
+ * Whether an error means the process ran out of file descriptors. SQLite says
+ * only SQLITE_CANTOPEN, for that and for a file's own faults (a folder where
+ * the file should be, no permission): then a probe tells which. Only running
+ * out lets the pool evict handles and lower `maxOpen`; one tenant's broken
+ * file must never do that to every other tenant.
+ */
 export function isOutOfDescriptors(error: unknown): boolean {
   const code = (error as { code?: string }).code
-  return code === 'SQLITE_CANTOPEN' || code === 'EMFILE' || code === 'ENFILE'
+  if (code === 'EMFILE' || code === 'ENFILE') return true
+  return code === 'SQLITE_CANTOPEN' && descriptorsExhausted()
+}
+
+/** How many descriptors the probe asks for: a database's own, its journal or -wal and -shm, and one more. */
+const PROBE_DESCRIPTORS = 4
+
+/** Whether the process cannot open a few more descriptors right now (it tries, and closes them). */
+function descriptorsExhausted(): boolean {
+  const opened: number[] = []
+  try {
+    for (let i = 0; i < PROBE_DESCRIPTORS; i++) opened.push(fs.openSync(os.devNull, 'r'))
+    return false
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'EMFILE' || code === 'ENFILE'
+  } finally {
+    for (const fd of opened) fs.closeSync(fd)
+  }
 }
 
 /**
@@ -417,7 +443,15 @@ export class SqliteHandle implements StorageHandle, SyncReader {
 
   attach(schema: string, location: string): void {
     this.noticeOutsideSchemaChanges()
-    attachDatabase(this.db, schema, location)
+    for (;;) {
+      try {
+        attachDatabase(this.db, schema, location)
+        break
+      } catch (error) {
+        // Out of descriptors while opening the attached file: free some and retry, as an open does.
+        if (!isOutOfDescriptors(error) || this.#freeDescriptors?.() !== true) throw error
+      }
+    }
     this.#attached.add(schema)
     this.#statements.attachmentsChanged()
   }
