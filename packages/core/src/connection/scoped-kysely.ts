@@ -86,39 +86,48 @@ function transactionOn<DB>(executor: QueryExecutor, connection: ScopedConnection
   })
 }
 
-/** `db.transaction()`: Kysely's builder, with the callback run inside the transaction's async context. */
-class ScopedTransactionBuilder<DB> {
-  readonly #binding: HandleBinding
-  readonly #executor: QueryExecutor
-  readonly #settings: TransactionSettings
+/** What Kysely's two transaction builders share: settings set one at a time, each giving a new builder. */
+abstract class SettingsBuilder<Self> {
+  protected readonly binding: HandleBinding
+  protected readonly executor: QueryExecutor
+  protected readonly settings: TransactionSettings
 
   constructor(binding: HandleBinding, executor: QueryExecutor, settings: TransactionSettings) {
-    this.#binding = binding
-    this.#executor = executor
-    this.#settings = Object.freeze(settings)
+    this.binding = binding
+    this.executor = executor
+    this.settings = Object.freeze(settings)
   }
 
-  setAccessMode(accessMode: AccessMode): ScopedTransactionBuilder<DB> {
-    return new ScopedTransactionBuilder(this.#binding, this.#executor, { ...this.#settings, accessMode })
+  protected abstract with(settings: TransactionSettings): Self
+
+  setAccessMode(accessMode: AccessMode): Self {
+    return this.with({ ...this.settings, accessMode })
   }
 
-  setIsolationLevel(isolationLevel: IsolationLevel): ScopedTransactionBuilder<DB> {
-    return new ScopedTransactionBuilder(this.#binding, this.#executor, { ...this.#settings, isolationLevel })
+  setIsolationLevel(isolationLevel: IsolationLevel): Self {
+    return this.with({ ...this.settings, isolationLevel })
+  }
+}
+
+/** `db.transaction()`: Kysely's builder, with the callback run inside the transaction's async context. */
+class ScopedTransactionBuilder<DB> extends SettingsBuilder<ScopedTransactionBuilder<DB>> {
+  protected with(settings: TransactionSettings): ScopedTransactionBuilder<DB> {
+    return new ScopedTransactionBuilder(this.binding, this.executor, settings)
   }
 
   async execute<T>(callback: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
-    validateTransactionSettings(this.#settings)
-    const binding = this.#binding
+    validateTransactionSettings(this.settings)
+    const binding = this.binding
     const outer = enclosingOwner(binding)
     if (outer !== undefined && binding.state.inTransaction) {
-      return savepointTransaction(binding, this.#executor, outer, callback)
+      return savepointTransaction(binding, this.executor, outer, callback)
     }
     const connection = new ScopedConnection(binding, outer)
     let begun = false
     try {
-      await connection.begin(this.#settings)
+      await connection.begin(this.settings)
       begun = true
-      const trx = transactionOn<DB>(this.#executor, connection)
+      const trx = transactionOn<DB>(this.executor, connection)
       const result = await binding.runInFrame(connection.owner, () => callback(trx))
       await connection.commit()
       return result
@@ -156,31 +165,14 @@ async function savepointTransaction<DB, T>(
 }
 
 /** `db.startTransaction()`: a controlled transaction that ends with its scope at the latest. */
-class ScopedControlledTransactionBuilder<DB> {
-  readonly #binding: HandleBinding
-  readonly #executor: QueryExecutor
-  readonly #settings: TransactionSettings
-
-  constructor(binding: HandleBinding, executor: QueryExecutor, settings: TransactionSettings) {
-    this.#binding = binding
-    this.#executor = executor
-    this.#settings = Object.freeze(settings)
-  }
-
-  setAccessMode(accessMode: AccessMode): ScopedControlledTransactionBuilder<DB> {
-    return new ScopedControlledTransactionBuilder(this.#binding, this.#executor, { ...this.#settings, accessMode })
-  }
-
-  setIsolationLevel(isolationLevel: IsolationLevel): ScopedControlledTransactionBuilder<DB> {
-    return new ScopedControlledTransactionBuilder(this.#binding, this.#executor, {
-      ...this.#settings,
-      isolationLevel,
-    })
+class ScopedControlledTransactionBuilder<DB> extends SettingsBuilder<ScopedControlledTransactionBuilder<DB>> {
+  protected with(settings: TransactionSettings): ScopedControlledTransactionBuilder<DB> {
+    return new ScopedControlledTransactionBuilder(this.binding, this.executor, settings)
   }
 
   async execute(): Promise<ControlledTransaction<DB>> {
-    validateTransactionSettings(this.#settings)
-    const binding = this.#binding
+    validateTransactionSettings(this.settings)
+    const binding = this.binding
     const outer = enclosingOwner(binding)
     if (outer !== undefined && binding.state.inTransaction) {
       throw new InvalidOptionsError(
@@ -188,10 +180,10 @@ class ScopedControlledTransactionBuilder<DB> {
       )
     }
     const connection = new ScopedConnection(binding, outer)
-    await connection.begin(this.#settings)
+    await connection.begin(this.settings)
     return new ControlledTransaction<DB>({
       ...KYSELY_PARTS,
-      executor: this.#executor.withConnectionProvider(new SingleConnectionProvider(connection)),
+      executor: this.executor.withConnectionProvider(new SingleConnectionProvider(connection)),
       connection: Object.freeze({ connection, release: () => undefined }),
     } as ConstructorParameters<typeof ControlledTransaction>[0])
   }
