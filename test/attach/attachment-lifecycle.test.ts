@@ -4,6 +4,7 @@
 // better-sqlite3 level (see attach-helpers.ts), not through the `log` option.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { sql } from 'kysely'
 import { attachedNames, makeAttachShard, seedApex, seedTenant } from './attach-helpers.js'
 
 type Shard = Awaited<ReturnType<typeof makeAttachShard>>['shard']
@@ -112,5 +113,39 @@ test('maxOpen smaller than the tenant count: joins stay correct under churn, seq
   )
   for (const { id, rows } of results) assert.deepEqual(rows, expected(id))
   assert.ok(shard.stats().open <= 2, 'back under maxOpen once the scopes end')
+  await shard.close()
+})
+
+test("t.attach('apex') lasts for its scope, whatever another scope's write transaction detaches", async () => {
+  const { shard } = await makeAttachShard()
+  await seedApex(shard)
+  await seedTenant(shard, 'acme')
+  let attached!: () => void
+  const ready = new Promise<void>((resolve) => {
+    attached = resolve
+  })
+  let written!: () => void
+  const wrote = new Promise<void>((resolve) => {
+    written = resolve
+  })
+  const holder = shard.withTenant('acme', async (t) => {
+    await t.attach('apex')
+    attached()
+    await wrote
+    // Another scope's BEGIN IMMEDIATE detached apex meanwhile; raw SQL naming apex still works here.
+    const { rows } = await sql<{ n: number }>`select count(*) as n from apex.accounts`.execute(t.db)
+    return rows[0]?.n
+  })
+  await ready
+  await shard.withTenant('acme', async (t) => {
+    await t.transaction(async (trx) => {
+      await trx.db.insertInto('documents').values({ title: 'written in a transaction', owner_id: 1 }).execute()
+    })
+    // The write transaction detached apex before it began (BEGIN IMMEDIATE would lock it); the
+    // holder's pin attaches it again before the next statement on the handle (this one included).
+    assert.deepEqual(await attachedNames(t.db), ['apex'])
+  })
+  written()
+  assert.equal(await holder, 3)
   await shard.close()
 })
