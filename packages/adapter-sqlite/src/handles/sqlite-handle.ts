@@ -438,7 +438,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
   #allowed(sql: string, guard: GuardPolicy): Statement {
     const entry = this.#statements.get(sql, guard)
     if ((entry.verdict.flags & guard.watch) !== 0 && watched(entry.verdict, guard)) this.#leftovers = true
-    return this.#statements.prepared(entry)
+    return entry.statement ?? this.#statements.prepared(entry)
   }
 
   attach(schema: string, location: string): void {
@@ -578,7 +578,7 @@ class SeparateReader implements SyncReader {
     const entry = this.#statements.get(sql, guard)
     // Nothing here writes (the connection is read-only), so no temp leftovers to note.
     if ((entry.verdict.flags & guard.watch) !== 0) watched(entry.verdict, guard)
-    return this.#statements.prepared(entry)
+    return entry.statement ?? this.#statements.prepared(entry)
   }
 
   attach(schema: string, location: string): void {

@@ -383,7 +383,6 @@ export function readPreparedSync<R>(
       `The storage adapter of "${label}" runs statements asynchronously, so it has no synchronous reads: use await execute() / executeTakeFirst().`,
     )
   }
-  if (handle.closed) throw closedError(binding)
   const separate = mustWait(binding, owner)
   const reader = handle.syncReader(separate)
   const schemas = source.schemas
@@ -417,13 +416,16 @@ export function mayRun(
   pastLock = false,
 ): Promise<void> | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-  if (mustWait(binding, owner)) return whenNoTransaction(binding.state)
-  // Another process holds the file and a statement of ours is polling it: wait with it, off the event loop.
-  const locked = binding.state.lockedOutside
-  if (locked !== null && !pastLock && binding.state.txOwner === null) return locked as Promise<unknown> as Promise<void>
-  const pinned = binding.state.pinned
-  if (pinned.size > 0) {
-    const attaching = attachMissing(binding, [...pinned.keys()])
+  const state = binding.state
+  const holder = state.txOwner
+  if (holder !== null) {
+    if (holder !== owner && !binding.inContextOf(holder)) return whenNoTransaction(state)
+  } else if (state.lockedOutside !== null && !pastLock) {
+    // Another process holds the file and a statement of ours is polling it: wait with it, off the event loop.
+    return state.lockedOutside as Promise<unknown> as Promise<void>
+  }
+  if (state.pinned.size > 0) {
+    const attaching = attachMissing(binding, [...state.pinned.keys()])
     if (attaching !== undefined) return attaching
   }
   if (schemas === undefined) return undefined
