@@ -57,10 +57,9 @@ export function executeMapped<R, T>(
       }
     }
   } catch (error) {
-    return isBusyError(error) ? retryWhileBusy(binding, owner, query, map, error) : Promise.reject(error)
+    return fallBack(binding, owner, query, map, undefined, error)
   }
-  if (wait !== undefined) return afterWait(wait, binding, owner, query, map)
-  return runAsync(binding, owner, query, map)
+  return fallBack(binding, owner, query, map, wait)
 }
 
 /**
@@ -76,13 +75,25 @@ async function afterWait<R, T>(
   query: CompiledQuery,
   map: (result: QueryResult<R>) => T,
 ): Promise<T> {
-  const caller = new Error()
+  const caller = callerFrames()
   try {
     await wait
     return await executeMapped(binding, owner, query, map)
   } catch (error) {
     throw withCallerStack(error, caller)
   }
+}
+
+/**
+ * An Error holding the current frames, deep enough to reach the caller past
+ * Kysely's and Shardines' own (V8 keeps 10 by default). Slow paths only.
+ */
+function callerFrames(): Error {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = Math.max(limit, 40)
+  const caller = new Error()
+  Error.stackTraceLimit = limit
+  return caller
 }
 
 /** Appends the frames of `caller` (an Error made where the statement was asked for) to `error`'s stack. */
@@ -130,7 +141,7 @@ async function retryWhileBusy<R, T>(
   first: unknown,
 ): Promise<T> {
   // Called synchronously where the statement was asked for: its frames are the caller's.
-  const caller = new Error()
+  const caller = callerFrames()
   try {
     return await retryLoop(binding, owner, query, map, first)
   } catch (error) {
@@ -267,12 +278,10 @@ export function executePrepared<R, T>(
       return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters, binding.guard)))
     }
   } catch (error) {
-    if (!isBusyError(error)) return Promise.reject(error)
-    return retryWhileBusy(binding, owner, source.compiledWith(parameters), map, error)
+    return fallBack(binding, owner, source.compiledWith(parameters), map, undefined, error)
   }
   // Waiting, logging or an asynchronous adapter: the general path, with a compiled query.
-  const query = source.compiledWith(parameters)
-  return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
+  return fallBack(binding, owner, source.compiledWith(parameters), map, wait)
 }
 
 /**
@@ -295,11 +304,10 @@ export function executePreparedFirst<R>(
       return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters, binding.guard))
     }
   } catch (error) {
-    if (!isBusyError(error)) return Promise.reject(error)
-    return retryWhileBusy(binding, owner, source.compiledWith(parameters), map, error)
+    return fallBack(binding, owner, source.compiledWith(parameters), map, undefined, error)
   }
-  const query = source.compiledWith(parameters)
-  return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
+  // Waiting, logging or an asynchronous adapter: the general path, with a compiled query.
+  return fallBack(binding, owner, source.compiledWith(parameters), map, wait)
 }
 
 /** Like {@link executeMapped} for the first row of a select (`executeTakeFirst`). */
@@ -317,8 +325,28 @@ export function executeFirstRow<R>(
       return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters, binding.guard))
     }
   } catch (error) {
-    if (!isBusyError(error)) return Promise.reject(error)
-    return retryWhileBusy(binding, owner, query, map, error)
+    return fallBack(binding, owner, query, map, undefined, error)
+  }
+  return fallBack(binding, owner, query, map, wait)
+}
+
+const NOT_THROWN: unique symbol = Symbol('not thrown')
+
+/**
+ * What every fast path above falls back to when it cannot settle at once: a
+ * busy retry when the file was locked (`error`, a busy error; anything else
+ * rejects), a wait for the handle, or the logged or asynchronous run.
+ */
+function fallBack<R, T>(
+  binding: HandleBinding,
+  owner: object,
+  query: CompiledQuery,
+  map: (result: QueryResult<R>) => T,
+  wait: Promise<void> | undefined,
+  error: unknown = NOT_THROWN,
+): Promise<T> {
+  if (error !== NOT_THROWN) {
+    return isBusyError(error) ? retryWhileBusy(binding, owner, query, map, error) : Promise.reject(error)
   }
   return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
 }
