@@ -9,16 +9,21 @@
  * Workload: 1,000 distinct SQL strings per round (point selects and small
  * joins that differ in a literal, so none is cached), on one tenant file.
  * - plain prepare: raw better-sqlite3 `db.prepare(sql)` of each string (the bar's baseline);
- * - verdict on a clean connection (nothing attached, nothing in temp): a read is judged from
- *   its prepared statement's flags (the adapter keeps that statement), a write from EXPLAIN;
- * - verdict from EXPLAIN (what every string costs once apex is attached or temp holds objects);
+ * - verdict on a clean connection (nothing attached, nothing in temp): judged from its
+ *   prepared statement's flags (the adapter keeps that statement and runs it);
+ * - verdict with apex attached, temp empty: the same, after checking that no name the SQL
+ *   writes unqualified is an apex object (apex's names, re-read when its schema version
+ *   changes: one pragma per verdict). Measured twice: strings that name
+ *   only main, and strings where every read joins `apex.accounts` (the ATTACH compiler's shape);
+ * - verdict from EXPLAIN (what a string costs when temp holds a view, or it writes while temp
+ *   holds objects, or a name it writes unqualified is an apex object, or it writes and names apex);
  * - raw first run: `db.prepare(sql).get(id)`;
  * - Shardines first run: the same string as raw SQL in a tenant scope (`sql.raw(…).execute(t.db)`):
  *   verdict, prepare, run, on a clean connection and with apex attached.
  *
  * Bar: the verdict of a new SQL string costs at most 3× a plain prepare of it.
  */
-import { judgeStatement, type ProgramReader, type ProgramStep } from '@shardines/core'
+import { type AttachedNames, judgeStatement, type ProgramReader, type ProgramStep } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { sql } from 'kysely'
 import { openShard, tempDir, tenantFile } from './lib/fixture.js'
@@ -45,15 +50,22 @@ for (const id of [TENANT, ATTACHED]) {
 }
 
 let generation = 0
-/** `count` SQL strings no connection has seen: shapes that an app would send, each with a distinct literal. */
-function freshStrings(count: number): string[] {
+/**
+ * `count` SQL strings no connection has seen: shapes that an app would send, each with a distinct
+ * literal. With `joinApex`, the reads join apex's accounts as the ATTACH compiler writes them.
+ */
+function freshStrings(count: number, joinApex = false): string[] {
   const g = generation++
   const out: string[] = []
   for (let i = 0; i < count; i++) {
     const tag = `${g}_${i}`
     switch (i % 4) {
       case 0:
-        out.push(`select * from "main"."documents" where "id" = ? and '${tag}' is not null`)
+        out.push(
+          joinApex
+            ? `select "d".*, "a"."email" from "main"."documents" as "d" left join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id" where "d"."id" = ? and '${tag}' is not null`
+            : `select * from "main"."documents" where "id" = ? and '${tag}' is not null`,
+        )
         break
       case 1:
         out.push(`select "id", "title" from "main"."documents" where "owner_id" = ? and "title" <> '${tag}' limit 5`)
@@ -92,16 +104,42 @@ const cleanReader: ProgramReader = {
   clean: () => true,
   statementKind: (text) => rawDb.prepare(text),
 }
+// The same calls as the adapter makes with apex attached and temp empty (its GuardedStatements).
+const attachedDb = new Database(file)
+attachedDb.pragma('busy_timeout = 5000')
+attachedDb.prepare('attach database ? as "apex"').run(`${dir}/apex.sqlite3`)
+const apexVersion = attachedDb.prepare('pragma "apex".schema_version').pluck()
+let apexNames: AttachedNames | undefined
+let apexNamesVersion: number | undefined
+const attachedReader: ProgramReader = {
+  explain: explainReader.explain,
+  databases: () => ['main', 'temp', 'apex'],
+  clean: () => false,
+  statementKind: (text) => attachedDb.prepare(text),
+  attachedNames: () => {
+    const version = apexVersion.get() as number
+    if (apexNames === undefined || version !== apexNamesVersion) {
+      const rows = attachedDb.prepare('select name, tbl_name from "apex".sqlite_master').raw(true).all() as string[][]
+      apexNames = {
+        schemas: new Set(['apex']),
+        objects: new Set(rows.flat().map((n) => n.toLowerCase())),
+        tempObjects: false,
+      }
+      apexNamesVersion = version
+    }
+    return apexNames
+  },
+}
 
 const per = (n: number) => Math.max(1, Math.ceil(n / DISTINCT))
-const firstRuns = (name: string, attachApex: boolean) => ({
+const firstRuns = (name: string, attachApex: boolean, joinApex = false) => ({
   name,
   run: (n: number) =>
     shard.withTenant(attachApex ? ATTACHED : TENANT, async (t) => {
       if (attachApex) await t.attach('apex')
       for (let b = 0; b < per(n); b++) {
         let i = 0
-        for (const text of freshStrings(DISTINCT)) {
+        for (const text of freshStrings(DISTINCT, joinApex)) {
           await sql`${sql.raw(text.replace('?', String((i++ % 1000) + 1)))}`.execute(t.db)
         }
       }
@@ -115,13 +153,32 @@ const cases = [
     },
   },
   {
+    name: 'plain prepare, apex attached (reads join apex.accounts)',
+    run: (n: number) => {
+      for (let b = 0; b < per(n); b++) for (const text of freshStrings(DISTINCT, true)) attachedDb.prepare(text)
+    },
+  },
+  {
     name: 'verdict, clean connection (the statement prepared anyway + its flags)',
     run: (n: number) => {
       for (let b = 0; b < per(n); b++) for (const text of freshStrings(DISTINCT)) judgeStatement(text, cleanReader)
     },
   },
   {
-    name: 'verdict from EXPLAIN (apex attached, or a temp object)',
+    name: 'verdict, apex attached (strings naming main only)',
+    run: (n: number) => {
+      for (let b = 0; b < per(n); b++) for (const text of freshStrings(DISTINCT)) judgeStatement(text, attachedReader)
+    },
+  },
+  {
+    name: 'verdict, apex attached (reads join apex.accounts)',
+    run: (n: number) => {
+      for (let b = 0; b < per(n); b++)
+        for (const text of freshStrings(DISTINCT, true)) judgeStatement(text, attachedReader)
+    },
+  },
+  {
+    name: 'verdict from EXPLAIN (see below when)',
     run: (n: number) => {
       for (let b = 0; b < per(n); b++) for (const text of freshStrings(DISTINCT)) judgeStatement(text, explainReader)
     },
@@ -141,11 +198,27 @@ const cases = [
   },
   firstRuns('Shardines first run, clean connection', false),
   firstRuns('Shardines first run, apex attached', true),
+  firstRuns('Shardines first run, apex attached, reads join apex', true, true),
 ]
 
 // Each op is a batch of 1,000 strings: the per-string figure is the median divided by 1,000.
 const results = await compare(cases, { minOps: DISTINCT, maxOps: DISTINCT, warmupMs: 200, batchMs: 10 })
-const [prepare, cleanVerdict, explainVerdict, rawFirst, oursClean, oursAttached] = results as Measurement[] as [
+const [
+  prepare,
+  prepareJoin,
+  cleanVerdict,
+  attachedVerdict,
+  joinVerdict,
+  explainVerdict,
+  rawFirst,
+  oursClean,
+  oursAttached,
+  oursJoin,
+] = results as Measurement[] as [
+  Measurement,
+  Measurement,
+  Measurement,
+  Measurement,
   Measurement,
   Measurement,
   Measurement,
@@ -169,10 +242,17 @@ console.log(
   `  ${bar(cleanVerdict.median / prepare.median, 3, `clean connection ${ratio(cleanVerdict.median, prepare.median)}`)}`,
 )
 console.log(
-  `  ${bar(explainVerdict.median / prepare.median, 3, `EXPLAIN ${ratio(explainVerdict.median, prepare.median)}`)}`,
+  `  ${bar(attachedVerdict.median / prepare.median, 3, `apex attached ${ratio(attachedVerdict.median, prepare.median)}`)}`,
 )
 console.log(
-  `first run of a new string vs raw's first run: clean ${ratio(oursClean.median, rawFirst.median)}, apex attached ${ratio(oursAttached.median, rawFirst.median)} (once per handle and string; clean verdicts are shared by every handle of the process)`,
+  `  ${bar(joinVerdict.median / prepareJoin.median, 3, `apex attached, reads join apex ${ratio(joinVerdict.median, prepareJoin.median)} (vs a plain prepare of the same strings)`)}`,
 )
+console.log(
+  `  (not under the bar) EXPLAIN ${ratio(explainVerdict.median, prepare.median)}: a temp view, a write while temp holds objects, an unqualified name that is an apex object, or a write that names apex`,
+)
+console.log(
+  `first run of a new string vs raw's first run: clean ${ratio(oursClean.median, rawFirst.median)}, apex attached ${ratio(oursAttached.median, rawFirst.median)}, reads joining apex ${ratio(oursJoin.median, rawFirst.median)} (once per handle and string; clean verdicts are shared by every handle of the process)`,
+)
+attachedDb.close()
 rawDb.close()
 await shard.close()

@@ -16,6 +16,7 @@ import {
   type StatementRefusal,
   StatementRefusedError,
 } from '@shardines/core'
+import Database from 'better-sqlite3'
 import { type Kysely, sql } from 'kysely'
 import { caught } from '../helpers/async-helpers.js'
 import { APEX_ACCOUNTS, makeWorld, observe, rowsOf, type Shard, seededDocuments, type World } from './guard-world.js'
@@ -1345,6 +1346,94 @@ const cases: Case[] = [
     },
     expect: anyRefusal(WT),
     verify: (w) => assert.equal(rowsOf(w.tenantFile('acme'), 'comments').length, 2),
+  }, // With apex attached and temp empty, a statement none of whose unqualified names is an apex
+  // object is judged without EXPLAIN (from the names in apex, checked against its schema version).
+  {
+    where: 'withTenant sql.raw',
+    name: 'a table apex gains from another process mid-scope, then written unqualified (names read before it existed)',
+    attempt: inAcme(async (t, w) => {
+      const tag = unique()
+      await sql.raw(`select count(*) from main.documents ${tag}`).execute(t.db) // apex's names read now
+      const other = new Database(w.apexFile)
+      other.exec('create table promos (id text primary key)')
+      other.close()
+      await sql.raw(`insert into promos (id) values ('stolen') ${tag}`).execute(t.db)
+    }),
+    expect: roa(),
+    mayChange: ['data/apex.sqlite3'],
+    verify: (w) => assert.deepEqual(rowsOf(w.apexFile, 'promos'), []),
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'a table apex gains from another process mid-scope, then read unqualified',
+    attempt: inAcme(async (t, w) => {
+      const tag = unique()
+      await sql.raw(`select count(*) from main.documents ${tag}`).execute(t.db)
+      const other = new Database(w.apexFile)
+      other.exec("create table promos (id text primary key); insert into promos values ('secret')")
+      other.close()
+      return sql.raw(`select * from promos ${tag}`).execute(t.db)
+    }),
+    expect: refused('fall-through'),
+    mayChange: ['data/apex.sqlite3'],
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'load_extension from a temp view made after reads of a temp table (judged without EXPLAIN)',
+    attempt: inAcme(async (t) => {
+      const tag = unique()
+      await sql.raw(`create temp table scratch (x) ${tag}`).execute(t.db)
+      await sql.raw(`select * from scratch ${tag}`).execute(t.db)
+      await sql
+        .raw(`create temp view ext as select load_extension('/tmp/nonexistent-extension') as x ${tag}`)
+        .execute(t.db)
+      await sql.raw(`select * from temp.ext ${tag}`).execute(t.db)
+    }),
+    expect: refused('function'),
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'a temp view reading apex unqualified, read through its temp qualifier',
+    attempt: inAcme(async (t) => {
+      const tag = unique()
+      await sql.raw(`create temp table scratch (x) ${tag}`).execute(t.db)
+      await sql.raw(`select * from scratch ${tag}`).execute(t.db)
+      await sql.raw(`create temp view peek as select * from accounts ${tag}`).execute(t.db)
+      return sql.raw(`select * from temp.peek ${tag}`).execute(t.db)
+    }),
+    expect: refused('fall-through'),
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'a temp trigger made after reads of a temp table, then an innocent write',
+    attempt: inAcme(async (t) => {
+      const tag = unique()
+      await sql.raw(`create temp table scratch (x) ${tag}`).execute(t.db)
+      await sql.raw(`select * from scratch ${tag}`).execute(t.db)
+      await sql.raw(`insert into scratch values (1) ${tag}`).execute(t.db)
+      await APEX_TRIGGER.execute(t.db)
+      await sql.raw(`insert into documents (title) values ('innocent') ${tag}`).execute(t.db)
+    }),
+    expect: roa(),
+    verify: seededRowsIntact,
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: "an apex table named by a string literal ('accounts'), which SQLite takes as a table name",
+    attempt: raw(`select * from 'accounts' ${unique()}`),
+    expect: refused('fall-through'),
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'an apex table written unqualified in another case and quoting ("ACCOUNTS")',
+    attempt: raw(`delete from "ACCOUNTS" ${unique()}`),
+    expect: roa(),
+  },
+  {
+    where: 'withTenant sql.raw',
+    name: 'an apex table written in brackets inside a subquery of a write to main',
+    attempt: raw(`insert into main.documents (title) select email from [Accounts] ${unique()}`),
+    expect: refused('fall-through'),
   },
 ]
 

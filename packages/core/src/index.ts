@@ -24,7 +24,7 @@ export {
   UnknownSchemaError,
 } from './errors.js'
 // For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
-export { positionalParameterCount } from './guard/sql-tokens.js'
+export { type AttachedNames, positionalParameterCount } from './guard/sql-tokens.js'
 export { type GuardPolicy, refuseStatement } from './guard/statement-guard.js'
 export {
   Does,

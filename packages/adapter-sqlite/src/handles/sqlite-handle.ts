@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import {
   APEX,
+  type AttachedNames,
   Does,
   type GuardPolicy,
   InvalidOptionsError,
@@ -134,6 +135,14 @@ function bind(parameters: readonly unknown[]): readonly unknown[] {
   return [parameters]
 }
 
+/** A schema name quoted as an identifier. */
+function quoteName(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/** Attached databases whose names a cold verdict checks instead of reading the program (see `attachedNames`). */
+const MAX_ATTACHED_NAMES_CHECKED = 4
+
 /** The program's columns in `EXPLAIN` output read as raw rows: addr, opcode, p1, p2, p3, p4, p5, comment. */
 type ExplainRow = [number, string, number, number, number, unknown, number, unknown]
 
@@ -151,6 +160,11 @@ class GuardedStatements implements ProgramReader {
   #databases: (string | undefined)[] | undefined
   /** Whether the connection has nothing attached and nothing in temp (told by the handle). */
   readonly #isClean: () => boolean
+  /** Whether the connection has nothing in temp (told by the handle). */
+  readonly #tempClean: () => boolean
+  /** The names in the attached databases, with each one's schema version when they were read. */
+  #attachedNames: AttachedNames | undefined
+  readonly #attachedVersions = new Map<string, { statement: Statement; version: number | undefined }>()
   /** main's schema cookie when last read (see schemaChangedOutside). */
   #schemaVersion: number | undefined
   #schemaVersionStatement: Statement | undefined
@@ -160,10 +174,11 @@ class GuardedStatements implements ProgramReader {
   /** Brings the connection's schema up to date, dropping cached statements if another connection changed it. */
   readonly #onStale: () => void
 
-  constructor(db: Database, size: number, isClean: () => boolean, onStale: () => void) {
+  constructor(db: Database, size: number, isClean: () => boolean, tempClean: () => boolean, onStale: () => void) {
     this.#db = db
     this.#size = size
     this.#isClean = isClean
+    this.#tempClean = tempClean
     this.#onStale = onStale
   }
 
@@ -181,9 +196,6 @@ class GuardedStatements implements ProgramReader {
             if ((verdict.flags & Does.JUDGE_EACH_RUN) === 0) rememberClean(verdict)
           }
         } else {
-          // Something is attached: the program must be read against the schema the file has now
-          // (another connection may have changed it), or a name could be judged in main and run elsewhere.
-          this.#onStale()
           verdict = judgeStatement(sql, this)
         }
       } catch (error) {
@@ -214,6 +226,13 @@ class GuardedStatements implements ProgramReader {
   }
 
   explain(sql: string): readonly ProgramStep[] {
+    if (!this.#isClean()) {
+      // Something is attached or in temp: the program must be read against the schema the file has
+      // now (another connection may have changed it), or a name could be judged in main and run
+      // elsewhere. A statement prepared before that check is prepared again after it.
+      this.#onStale()
+      this.#justPrepared = undefined
+    }
     const rows = explainRows(this.#db.prepare(`explain ${sql}`).raw(true), sql)
     const steps: ProgramStep[] = new Array(rows.length)
     for (let i = 0; i < rows.length; i++) {
@@ -274,8 +293,70 @@ class GuardedStatements implements ProgramReader {
     }
   }
 
+  /**
+   * The names of the attached databases and of their objects, for a
+   * connection with no view in temp (see `ProgramReader.attachedNames`). Each of those databases'
+   * schema version is read every time (one pragma each); the names are read
+   * again when one has changed. Reading them goes through the database's
+   * schema cookie, so SQLite then holds that same schema: a statement
+   * prepared next resolves its names against exactly these, or against a
+   * newer schema whose version the next call will see.
+   */
+  attachedNames(): AttachedNames | undefined {
+    const databases = this.databases()
+    // Beyond a few attachments (withTenants' scratch connection), one EXPLAIN costs less than the checks.
+    if (databases.length > 2 + MAX_ATTACHED_NAMES_CHECKED) return undefined
+    const tempObjects = !this.#tempClean()
+    let stale = this.#attachedNames === undefined || this.#attachedNames.tempObjects !== tempObjects
+    for (let index = tempObjects ? 1 : 2; index < databases.length; index++) {
+      const schema = index === 1 ? 'temp' : databases[index]
+      if (schema === undefined) continue
+      if (this.#schemaVersionChanged(schema)) stale = true
+    }
+    if (stale) {
+      const schemas = new Set<string>()
+      const objects = new Set<string>()
+      // Temp tables may be named (a read of one touches temp alone), but a temp view may read any
+      // database, under any name or qualifier: with one in temp, every statement's program is read.
+      if (tempObjects && this.#db.prepare("select 1 from temp.sqlite_master where type = 'view'").get() !== undefined) {
+        this.#attachedNames = undefined
+        return undefined
+      }
+      for (let index = 2; index < databases.length; index++) {
+        const schema = databases[index]
+        if (schema === undefined) continue
+        schemas.add(schema.toLowerCase())
+        const rows = this.#db
+          .prepare(`select name, tbl_name from ${quoteName(schema)}.sqlite_master`)
+          .raw(true)
+          .all() as [string, string][]
+        for (const [name, table] of rows) {
+          objects.add(name.toLowerCase())
+          objects.add(table.toLowerCase())
+        }
+      }
+      this.#attachedNames = { schemas, objects, tempObjects }
+    }
+    return this.#attachedNames
+  }
+
+  /** Whether `schema`'s schema version differs from when this last asked (one pragma, its statement kept). */
+  #schemaVersionChanged(schema: string): boolean {
+    let entry = this.#attachedVersions.get(schema)
+    if (entry === undefined) {
+      entry = { statement: this.#db.prepare(`pragma ${quoteName(schema)}.schema_version`).pluck(), version: undefined }
+      this.#attachedVersions.set(schema, entry)
+    }
+    const version = entry.statement.get() as number
+    if (version === entry.version) return false
+    entry.version = version
+    return true
+  }
+
   attachmentsChanged(): void {
     this.#databases = undefined
+    this.#attachedNames = undefined
+    this.#attachedVersions.clear()
   }
 
   clear(): void {
@@ -333,6 +414,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
       db,
       statementCacheSize,
       () => this.#attached.size === 0 && !this.#leftovers,
+      () => !this.#leftovers,
       () => this.noticeOutsideSchemaChanges(),
     )
     this.#freeDescriptors = freeDescriptors
@@ -549,6 +631,8 @@ class SeparateReader implements SyncReader {
       this.db,
       cacheSize,
       () => this.#attached.size === 0,
+      // Nothing that writes runs here (see readOnly), so temp stays empty.
+      () => true,
       () => undefined,
     )
   }

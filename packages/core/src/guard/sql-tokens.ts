@@ -13,39 +13,50 @@ export interface SqlToken {
   readonly text: string
 }
 
-const WORD = /[A-Za-z0-9_$\u0080-\uffff]/
+/** Whether a UTF-16 code unit can be part of an unquoted word (SQLite: letters, digits, `_`, `$`, anything non-ASCII). */
+function isWordCode(code: number): boolean {
+  return (
+    (code >= 97 && code <= 122) ||
+    (code >= 65 && code <= 90) ||
+    (code >= 48 && code <= 57) ||
+    code === 95 ||
+    code === 36 ||
+    code >= 0x80
+  )
+}
 
-/** Tokens of `sql`, in order, without whitespace and comments. Stops at the first `;` that ends a statement. */
+/** Tokens of `sql`, in order, without whitespace and comments (a `;` is a punctuation token like any other). */
 export function tokenize(sql: string, limit = Number.POSITIVE_INFINITY): SqlToken[] {
   const tokens: SqlToken[] = []
   const n = sql.length
   let i = 0
   while (i < n && tokens.length < limit) {
-    const c = sql[i] as string
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+    const code = sql.charCodeAt(i)
+    if (code === 32 || (code >= 9 && code <= 13)) {
       i++
-    } else if (c === '-' && sql[i + 1] === '-') {
+    } else if (code === 45 /* - */ && sql.charCodeAt(i + 1) === 45) {
       const end = sql.indexOf('\n', i + 2)
       i = end === -1 ? n : end + 1
-    } else if (c === '/' && sql[i + 1] === '*') {
+    } else if (code === 47 /* / */ && sql.charCodeAt(i + 1) === 42 /* * */) {
       const end = sql.indexOf('*/', i + 2)
       i = end === -1 ? n : end + 2
-    } else if (c === "'" || c === '"' || c === '`') {
-      const [text, next] = readQuoted(sql, i, c)
-      tokens.push({ kind: c === "'" ? 'string' : 'quoted', text })
+    } else if (code === 39 /* ' */ || code === 34 /* " */ || code === 96 /* ` */) {
+      const quote = sql[i] as string
+      const [text, next] = readQuoted(sql, i, quote)
+      tokens.push({ kind: code === 39 ? 'string' : 'quoted', text })
       i = next
-    } else if (c === '[') {
+    } else if (code === 91 /* [ */) {
       const end = sql.indexOf(']', i + 1)
       const stop = end === -1 ? n : end
       tokens.push({ kind: 'quoted', text: sql.slice(i + 1, stop) })
       i = stop + 1
-    } else if (WORD.test(c)) {
+    } else if (isWordCode(code)) {
       let j = i + 1
-      while (j < n && WORD.test(sql[j] as string)) j++
+      while (j < n && isWordCode(sql.charCodeAt(j))) j++
       tokens.push({ kind: 'word', text: sql.slice(i, j).toLowerCase() })
       i = j
     } else {
-      tokens.push({ kind: 'punct', text: c })
+      tokens.push({ kind: 'punct', text: sql[i] as string })
       i++
     }
   }
@@ -137,13 +148,19 @@ export interface StatementHead {
   readonly keyword: string
   /** Whether the statement is an `EXPLAIN` (which runs nothing, but a pragma still acts when prepared). */
   readonly explain: boolean
-  /** The tokens from `keyword` on (the first few dozen). */
+  /** The tokens from `keyword` on (the first few: see HEAD_TOKENS). */
   readonly tokens: readonly SqlToken[]
 }
 
+/**
+ * How many tokens a head holds: enough for `explain query plan pragma schema . name = value`
+ * (the longest head anything reads), not the whole statement.
+ */
+const HEAD_TOKENS = 12
+
 /** Reads the head of a statement: its first keyword, past comments and `explain [query plan]`. */
 export function statementHead(sql: string): StatementHead {
-  let tokens = tokenize(sql, 48)
+  let tokens = tokenize(sql, HEAD_TOKENS)
   let explain = false
   if (tokens[0]?.kind === 'word' && tokens[0].text === 'explain') {
     explain = true
@@ -186,4 +203,39 @@ export function pragmaParts(tokens: readonly SqlToken[]): PragmaParts | undefine
         ? 'call'
         : 'assign'
   return { schema, name, form }
+}
+
+/** What a name written in a statement could resolve to outside `main` (all names lower-cased). */
+export interface AttachedNames {
+  /** The attached databases' names. */
+  readonly schemas: ReadonlySet<string>
+  /** Every object of an attached database. */
+  readonly objects: ReadonlySet<string>
+  /** Whether temp holds objects: its triggers may fire on a write, so writes are judged from their program. */
+  readonly tempObjects: boolean
+}
+
+/**
+ * How `sql` can reach the attached databases whose names are given:
+ * - `'unqualified'`: some name it writes without a `schema.` in front (a word,
+ *   a quoted identifier, or a string, which SQLite also takes as a table name)
+ *   is the name of an object in an attached database, so it could resolve
+ *   there when main has no such object;
+ * - `'qualified'`: otherwise, it names an attached schema (as a qualifier or a string);
+ * - `'none'`: it names neither, so every name it writes resolves in main or temp.
+ * Conservative by design: a column or alias that happens to share a name counts.
+ */
+export function mentionsAttached(sql: string, attached: AttachedNames): 'none' | 'qualified' | 'unqualified' {
+  const tokens = tokenize(sql)
+  let mention: 'none' | 'qualified' = 'none'
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] as SqlToken
+    if (token.kind === 'punct') continue
+    const name = token.kind === 'word' ? token.text : token.text.toLowerCase()
+    const before = tokens[i - 1]
+    const qualified = before !== undefined && before.kind === 'punct' && before.text === '.'
+    if (!qualified && attached.objects.has(name)) return 'unqualified'
+    if (attached.schemas.has(name)) mention = 'qualified'
+  }
+  return mention
 }

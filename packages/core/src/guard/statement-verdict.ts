@@ -1,4 +1,13 @@
-import { type PragmaParts, pragmaParts, qualifiedNamesIn, qualifiersIn, statementHead, tokenize } from './sql-tokens.js'
+import {
+  type AttachedNames,
+  mentionsAttached,
+  type PragmaParts,
+  pragmaParts,
+  qualifiedNamesIn,
+  qualifiersIn,
+  statementHead,
+  tokenize,
+} from './sql-tokens.js'
 
 /**
  * What a statement does, as bits of {@link StatementVerdict.flags}. Read from
@@ -83,6 +92,15 @@ export interface ProgramReader {
    * rows (`reader`) and whether it writes nothing (`sqlite3_stmt_readonly`).
    */
   statementKind?(sql: string): { readonly reader: boolean; readonly readonly: boolean }
+  /**
+   * Optional, with {@link statementKind}: for a connection that is not clean,
+   * the attached databases' names and the names of every object in them, as
+   * SQLite will resolve the statement now (read after checking each of those
+   * databases' schema version), and whether temp holds objects. Undefined
+   * when temp holds a view (which may read any database under any name), or
+   * when the adapter would rather have the program read.
+   */
+  attachedNames?(): AttachedNames | undefined
   /**
    * Optional: the objects of the database at `index` (its `sqlite_master`), so
    * the guard can tell which table each opened b-tree belongs to. Without it,
@@ -241,12 +259,28 @@ export function judgeStatement(sql: string, reader: ProgramReader): StatementVer
     !ddl &&
     !CONNECTION_KEYWORDS.has(head.keyword) &&
     !MENTIONS_REFUSED_FUNCTION.test(sql) &&
-    reader.clean?.() === true &&
     reader.statementKind !== undefined
   ) {
-    const kind = reader.statementKind(sql)
-    if (kind.readonly && kind.reader) return verdict(sql, 0, [], [], undefined, undefined)
-    if (!kind.readonly) return verdict(sql, Does.WRITE_MAIN, [], [], undefined, undefined)
+    if (reader.clean?.() === true) {
+      const kind = reader.statementKind(sql)
+      if (kind.readonly && kind.reader) return verdict(sql, 0, [], [], undefined, undefined)
+      if (!kind.readonly) return verdict(sql, Does.WRITE_MAIN, [], [], undefined, undefined)
+    } else {
+      // Something attached, or objects in temp. A name the SQL writes unqualified resolves in temp,
+      // then main, then the attached databases. If none of those names is an attached object's (and
+      // temp holds no view), none can fall through: a read touches main, temp tables and what it names as
+      // `schema.object` (a view of an attached database reads that database only). A write that names
+      // no attached schema either, with temp empty (no temp trigger to fire), touches main alone:
+      // main's triggers, views and foreign keys reach main only.
+      const names = reader.attachedNames?.()
+      const mention = names === undefined ? 'unqualified' : mentionsAttached(sql, names)
+      if (names !== undefined && mention !== 'unqualified') {
+        const kind = reader.statementKind(sql)
+        if (kind.readonly && kind.reader) return verdict(sql, 0, [], [], undefined, undefined)
+        if (!kind.readonly && mention === 'none' && !names.tempObjects)
+          return verdict(sql, Does.WRITE_MAIN, [], [], undefined, undefined)
+      }
+    }
   }
 
   const program = reader.explain(sql)
