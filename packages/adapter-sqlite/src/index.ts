@@ -1,3 +1,3 @@
 export { sqliteStorage } from './sqlite-storage.js'
-export type { JournalMode, SqliteStorageOptions } from './sqlite-storage-config.js'
+export type { JournalMode, SqliteStorageOptions, TenantLayout } from './sqlite-storage-config.js'
 export { NATIVE_BUSY_WAIT_MS } from './sqlite-storage-config.js'

@@ -44,7 +44,18 @@ export interface SqliteStorageOptions {
   statementCacheSize?: number
   /** Where warnings go (e.g. "maxOpen is above the file-descriptor limit"). Default `console.warn`. */
   onWarning?: (message: string) => void
+  /**
+   * Where tenant files live under `<dir>/tenants/`: `'flat'` (default) keeps
+   * them in that one folder; `'hashed'` spreads them over two levels of
+   * subfolders from a hash of the id (`tenants/3f/a9/acme.sqlite3`), which
+   * keeps directory operations fast at hundreds of thousands of tenants.
+   * Either layout finds a tenant still in the other one, so `shardines layout
+   * migrate` can move an existing folder while the app runs.
+   */
+  layout?: TenantLayout
 }
+
+export type TenantLayout = 'flat' | 'hashed'
 
 export type JournalMode = 'wal' | 'delete' | 'truncate' | 'persist'
 
@@ -58,6 +69,7 @@ export interface ResolvedSqliteStorageOptions {
   readonly pragmas: Readonly<Record<string, string | number>>
   readonly statementCacheSize: number
   readonly onWarning: (message: string) => void
+  readonly layout: TenantLayout
 }
 
 const KNOWN = [
@@ -70,6 +82,7 @@ const KNOWN = [
   'pragmas',
   'statementCacheSize',
   'onWarning',
+  'layout',
 ]
 const JOURNAL_MODES: readonly JournalMode[] = ['wal', 'delete', 'truncate', 'persist']
 const PRAGMA_NAME = /^[a-z_]+$/
@@ -125,8 +138,14 @@ export function resolveOptions(options: SqliteStorageOptions): ResolvedSqliteSto
   if (!Number.isInteger(statementCacheSize) || statementCacheSize < 0) {
     throw new InvalidOptionsError('sqliteStorage: statementCacheSize must be a whole number (0 disables the cache).')
   }
+  if (options.layout !== undefined && options.layout !== 'flat' && options.layout !== 'hashed') {
+    throw new InvalidOptionsError(
+      `sqliteStorage: layout must be 'flat' or 'hashed', not ${JSON.stringify(options.layout)}.`,
+    )
+  }
   return Object.freeze({
     dir: options.dir,
+    layout: options.layout ?? 'flat',
     maxOpen,
     journalMode: options.journalMode ?? 'delete',
     apexJournalMode: options.apexJournalMode ?? 'wal',

@@ -2,13 +2,19 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {
   APEX,
+  type ArchivedTenant,
+  type DoctorOptions,
+  type DoctorReport,
   InvalidOptionsError,
   isBusyError,
+  type LayoutMigrationOptions,
+  type LayoutMigrationReport,
   type PoolStats,
   ShardinesClosedError,
   type StorageAdapter,
   StorageError,
   type StorageHandle,
+  TenantArchivedError,
   TenantBusyError,
   TenantExistsError,
   type TenantLease,
@@ -16,6 +22,27 @@ import {
   type WorkerMigrationJob,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
+import {
+  archivedIds,
+  finishArchive,
+  isArchivedFile,
+  readArchiveRecord,
+  writeFileAtomic,
+} from './files/archive-files.js'
+import { runDoctor } from './files/doctor.js'
+import { type LifecycleIntent, LifecycleLocks } from './files/lifecycle-lock.js'
+import {
+  decompressFile,
+  type FileIdentity,
+  fsyncDirectory,
+  hasSqliteHeader,
+  inspectTenantFile,
+  isSameFile,
+  realpathOfExisting,
+  removeFile,
+  removeFiles,
+  storageFailure,
+} from './files/tenant-files.js'
 import { TenantPaths, withSideFiles } from './files/tenant-paths.js'
 import { HandlePool } from './handles/handle-pool.js'
 import { isOutOfDescriptors, SqliteHandle } from './handles/sqlite-handle.js'
@@ -55,6 +82,7 @@ class SqliteStorage implements StorageAdapter {
   readonly #options: ResolvedSqliteStorageOptions
   readonly #paths: TenantPaths
   readonly #pool: HandlePool
+  readonly #locks: LifecycleLocks
   readonly #doomed = new Set<string>()
   readonly #scratch = new Set<SqliteHandle>()
   #apex: SqliteHandle | undefined
@@ -66,8 +94,13 @@ class SqliteStorage implements StorageAdapter {
 
   constructor(options: ResolvedSqliteStorageOptions) {
     this.#options = options
-    this.#paths = new TenantPaths(options.dir)
-    this.#pool = new HandlePool(options.maxOpen, (id) => this.#openTenant(id))
+    this.#paths = new TenantPaths(options.dir, options.layout)
+    this.#pool = new HandlePool(
+      options.maxOpen,
+      (id) => this.#openTenant(id),
+      (handle) => handle.identity === undefined || isSameFile(handle.db.name, handle.identity),
+    )
+    this.#locks = new LifecycleLocks(this.#paths, options.busyTimeout, (intent) => this.#recover(intent))
   }
 
   apex(): StorageHandle {
@@ -122,64 +155,274 @@ class SqliteStorage implements StorageAdapter {
   async exists(tenantId: string): Promise<boolean> {
     this.#assertOpen()
     if (this.#doomed.has(tenantId)) return false
-    return fs.existsSync(this.#paths.tenant(tenantId))
+    return this.#liveFile(tenantId) !== undefined
+  }
+
+  async isArchived(tenantId: string): Promise<boolean> {
+    this.#assertOpen()
+    return isArchivedFile(this.#paths, tenantId)
   }
 
   async create(tenantId: string, build: (handle: StorageHandle) => Promise<void>): Promise<void> {
     this.#assertOpen()
-    const target = this.#paths.tenant(tenantId)
     this.#ensureTenantsDir()
-    if (fs.existsSync(target)) throw new TenantExistsError(tenantId)
-    const temporary = this.#paths.temporary('creating', tenantId)
-    try {
-      const db = this.#withDescriptorRetry(() => new Database(temporary))
-      const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
+    if (this.#liveFile(tenantId) !== undefined) throw new TenantExistsError(tenantId)
+    await this.#locks.hold([tenantId], { op: 'create', id: tenantId }, async () => {
+      if (this.#liveFile(tenantId) !== undefined) throw new TenantExistsError(tenantId)
+      if (isArchivedFile(this.#paths, tenantId)) throw new TenantArchivedError(tenantId)
+      const target = this.#paths.tenant(tenantId)
+      const temporary = this.#temporary('creating', tenantId)
       try {
-        db.pragma(`journal_mode = ${this.#options.journalMode}`)
-        db.exec(openPragmas(this.#options, this.#options.journalMode))
-        await build(handle)
+        const db = this.#withDescriptorRetry(() => new Database(temporary))
+        const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
+        try {
+          db.pragma(`journal_mode = ${this.#options.journalMode}`)
+          db.exec(openPragmas(this.#options, this.#options.journalMode))
+          await build(handle)
+        } finally {
+          handle.close()
+        }
+        this.#publish(temporary, target, tenantId)
       } finally {
-        handle.close()
+        removeFiles(temporary)
       }
-      this.#publish(temporary, target, tenantId)
-    } finally {
-      removeFiles(temporary)
-    }
+    })
   }
 
   async destroy(tenantId: string): Promise<boolean> {
     this.#assertOpen()
     if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+    // New scopes are refused from this call on, before the lock is taken.
     this.#doomed.add(tenantId)
     try {
-      await this.#pool.closeWhenIdle(tenantId)
-      const file = this.#paths.tenant(tenantId)
-      const existed = fs.existsSync(file)
-      // Side files first: a crash in between leaves a whole database, never a file without its journal.
-      for (const side of withSideFiles(file).slice(1)) removeFile(side)
-      removeFile(file)
-      return existed
+      return await this.#locks.hold([tenantId], { op: 'destroy', id: tenantId }, async () => {
+        await this.#pool.closeWhenIdle(tenantId)
+        let existed = false
+        for (const file of this.#tenantFiles(tenantId)) {
+          existed = true
+          // Side files first: a crash in between leaves a whole database, never a file without its journal.
+          for (const side of withSideFiles(file).slice(1)) removeFile(side)
+          removeFile(file)
+        }
+        if (isArchivedFile(this.#paths, tenantId)) {
+          existed = true
+          removeFiles(this.#paths.staged(tenantId))
+          removeFile(this.#paths.archived(tenantId))
+          removeFile(this.#paths.archiveMeta(tenantId))
+        }
+        return existed
+      })
     } finally {
       this.#doomed.delete(tenantId)
     }
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    this.#assertOpen()
+    if (this.#doomed.has(from)) throw new TenantNotFoundError(from)
+    if (this.#liveFile(from) === undefined) throw this.#missing(from)
+    // New scopes of `from` are refused from this call on, before the lock is taken.
+    this.#doomed.add(from)
+    try {
+      await this.#locks.hold([from, to], { op: 'rename', id: from, to }, async () => {
+        const source = this.#liveFile(from)
+        if (source === undefined) throw this.#missing(from)
+        if (this.#liveFile(to) !== undefined || isArchivedFile(this.#paths, to)) throw new TenantExistsError(to)
+        const target = this.#paths.tenant(to)
+        await this.#pool.closeWhenIdle(from)
+        await this.#whileQuiet(from, source, () => {
+          fs.mkdirSync(path.dirname(target), { recursive: true })
+          try {
+            fs.linkSync(source, target)
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new TenantExistsError(to)
+            throw error
+          }
+          this.#syncDirectory(path.dirname(target))
+          removeFile(source)
+          this.#syncDirectory(path.dirname(source))
+        })
+        for (const side of withSideFiles(source).slice(1)) removeFile(side)
+      })
+    } finally {
+      this.#doomed.delete(from)
+    }
+  }
+
+  async archive(tenantId: string): Promise<ArchivedTenant> {
+    this.#assertOpen()
+    if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+    if (this.#liveFile(tenantId) === undefined) throw this.#missing(tenantId)
+    // New scopes are refused from this call on, before the lock is taken.
+    this.#doomed.add(tenantId)
+    try {
+      return await this.#locks.hold([tenantId], { op: 'archive', id: tenantId }, async () => {
+        const source = this.#liveFile(tenantId)
+        if (source === undefined) throw this.#missing(tenantId)
+        if (isArchivedFile(this.#paths, tenantId)) {
+          throw new StorageError(
+            `Tenant "${tenantId}" is both live and archived; nothing was changed. Run shardines doctor to see both files.`,
+            { tenantId },
+          )
+        }
+        await this.#pool.closeWhenIdle(tenantId)
+        fs.mkdirSync(this.#paths.archiveDir, { recursive: true })
+        const staged = this.#paths.staged(tenantId)
+        await this.#whileQuiet(tenantId, source, () => {
+          // One rename takes it out of the live set; what follows only compresses it.
+          fs.renameSync(source, staged)
+          this.#syncDirectory(this.#paths.archiveDir)
+          this.#syncDirectory(path.dirname(source))
+        })
+        for (const side of withSideFiles(source).slice(1)) removeFile(side)
+        return await finishArchive(this.#paths, tenantId)
+      })
+    } finally {
+      this.#doomed.delete(tenantId)
+    }
+  }
+
+  async restore(tenantId: string): Promise<void> {
+    this.#assertOpen()
+    await this.#locks.hold([tenantId], { op: 'restore', id: tenantId }, async () => {
+      if (this.#liveFile(tenantId) !== undefined) throw new TenantExistsError(tenantId)
+      if (fs.existsSync(this.#paths.staged(tenantId))) await finishArchive(this.#paths, tenantId)
+      const archived = this.#paths.archived(tenantId)
+      if (!fs.existsSync(archived)) throw new TenantNotFoundError(tenantId)
+      const target = this.#paths.tenant(tenantId)
+      fs.mkdirSync(path.dirname(target), { recursive: true })
+      const temporary = this.#temporary('restoring', tenantId)
+      try {
+        try {
+          await decompressFile(archived, temporary)
+        } catch (error) {
+          throw new StorageError(
+            `Could not restore tenant "${tenantId}": its archive ${archived} cannot be read (${(error as Error).message}). It stays archived.`,
+            { tenantId, cause: error, reason: 'corrupt' },
+          )
+        }
+        if (!hasSqliteHeader(temporary)) {
+          throw new StorageError(
+            `Could not restore tenant "${tenantId}": its archive ${archived} does not hold an SQLite database. It stays archived.`,
+            { tenantId, reason: 'not-a-database' },
+          )
+        }
+        this.#publish(temporary, target, tenantId)
+        // Live from here on: the archive goes (a crash before this is finished by the next lock holder).
+        removeFile(archived)
+        removeFile(this.#paths.archiveMeta(tenantId))
+        this.#syncDirectory(this.#paths.archiveDir)
+      } finally {
+        removeFiles(temporary)
+      }
+    })
+  }
+
+  async *listArchived(): AsyncIterable<ArchivedTenant> {
+    this.#assertOpen()
+    for (const id of await archivedIds(this.#paths)) {
+      try {
+        yield readArchiveRecord(this.#paths, id)
+      } catch {
+        // Restored meanwhile.
+      }
+    }
+  }
+
+  async doctor(options: DoctorOptions): Promise<DoctorReport> {
+    this.#assertOpen()
+    return runDoctor(
+      {
+        paths: this.#paths,
+        repair: (id) => this.#locks.hold([id], { op: 'repair', id }, async () => undefined),
+        finishArchive: (id) => this.#locks.hold([id], { op: 'archive', id }, () => finishArchive(this.#paths, id)),
+      },
+      options,
+    )
+  }
+
+  async migrateLayout(options: LayoutMigrationOptions): Promise<LayoutMigrationReport> {
+    this.#assertOpen()
+    const layout = this.#paths.layout
+    const other = layout === 'flat' ? 'hashed' : 'flat'
+    let moved = 0
+    let inPlace = 0
+    for (const id of await this.#listIds()) {
+      const source = this.#paths.inLayout(id, other)
+      const target = this.#paths.inLayout(id, layout)
+      const done = await this.#locks.hold(
+        [id],
+        { op: 'layout', id, source, target },
+        async (): Promise<'moved' | 'in-place'> => {
+          if (!fs.existsSync(source)) return 'in-place'
+          if (fs.existsSync(target)) {
+            if (!sameInode(source, target)) {
+              throw new StorageError(
+                `Tenant "${id}" has a file in both layouts (${source} and ${target}) that are not the same file; nothing was moved. Keep the right one and remove the other.`,
+                { tenantId: id },
+              )
+            }
+          } else {
+            await this.#whileQuiet(id, source, () => {
+              fs.mkdirSync(path.dirname(target), { recursive: true })
+              fs.linkSync(source, target)
+              this.#syncDirectory(path.dirname(target))
+            })
+          }
+          // Both names are the same file now: dropping the old one moves it.
+          removeFile(source)
+          this.#syncDirectory(path.dirname(source))
+          for (const side of withSideFiles(source).slice(1)) removeFile(side)
+          return 'moved'
+        },
+      )
+      if (done === 'moved') moved++
+      else inPlace++
+      options.onProgress?.({ done: moved + inPlace, id })
+    }
+    return { moved, inPlace }
+  }
+
   async *list(): AsyncIterable<string> {
     this.#assertOpen()
-    let dir: fs.Dir
+    for (const id of await this.#listIds()) if (!this.#doomed.has(id)) yield id
+  }
+
+  /**
+   * Every tenant id in either layout (flat files in `tenants/`, and files in
+   * its two-hex-digit subfolders), sorted, without duplicates (a tenant whose
+   * move to the other layout is under way has two names for one file).
+   */
+  async #listIds(): Promise<string[]> {
+    const ids: string[] = []
+    let top: fs.Dirent[]
     try {
-      dir = await fs.promises.opendir(this.#paths.tenantsDir, { bufferSize: 1024 })
+      top = await fs.promises.readdir(this.#paths.tenantsDir, { withFileTypes: true })
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
       throw error
     }
-    const ids: string[] = []
-    for await (const entry of dir) {
-      const id = this.#paths.idOf(entry.name)
-      if (id !== undefined && !this.#doomed.has(id)) ids.push(id)
+    for (const entry of top) {
+      if (entry.isDirectory()) {
+        if (!BUCKET.test(entry.name)) continue
+        const level1 = path.join(this.#paths.tenantsDir, entry.name)
+        for (const sub of await fs.promises.readdir(level1, { withFileTypes: true })) {
+          if (!sub.isDirectory() || !BUCKET.test(sub.name)) continue
+          for (const name of await fs.promises.readdir(path.join(level1, sub.name))) {
+            const id = this.#paths.idOf(name)
+            if (id !== undefined) ids.push(id)
+          }
+        }
+      } else {
+        const id = this.#paths.idOf(entry.name)
+        if (id !== undefined) ids.push(id)
+      }
     }
     ids.sort()
-    yield* ids
+    let unique = 0
+    for (let i = 0; i < ids.length; i++) if (i === 0 || ids[i] !== ids[i - 1]) ids[unique++] = ids[i] as string
+    ids.length = unique
+    return ids
   }
 
   async backup(name: string, destPath: string, options: { readonly overwrite?: boolean } = {}): Promise<void> {
@@ -190,11 +433,17 @@ class SqliteStorage implements StorageAdapter {
     const dest = this.#backupDestination(name, destPath, options.overwrite === true)
     fs.mkdirSync(path.dirname(dest), { recursive: true })
     const partial = `${dest}.partial-${process.pid}-${Date.now().toString(36)}`
+    // Recorded in the data folder while it runs: a killed backup's partial file (outside the
+    // folder) is found and removed by doctor.
+    const record = path.join(this.#paths.backupsDir, `${path.basename(partial)}.json`)
+    fs.mkdirSync(this.#paths.backupsDir, { recursive: true })
+    writeFileAtomic(record, JSON.stringify({ pid: process.pid, partial }))
     try {
       await this.#copyLive(name, partial)
       fs.renameSync(partial, dest)
     } finally {
       removeFiles(partial)
+      removeFile(record)
     }
   }
 
@@ -250,20 +499,25 @@ class SqliteStorage implements StorageAdapter {
 
   async fork(fromId: string, toId: string): Promise<void> {
     this.#assertOpen()
-    const target = this.#paths.tenant(toId)
     this.#ensureTenantsDir()
-    if (fs.existsSync(target)) throw new TenantExistsError(toId)
-    const temporary = this.#paths.temporary('forking', toId)
-    try {
-      await this.#copyLive(fromId, temporary)
-      this.#publish(temporary, target, toId)
-    } finally {
-      removeFiles(temporary)
-    }
+    if (this.#liveFile(toId) !== undefined) throw new TenantExistsError(toId)
+    await this.#locks.hold([fromId, toId], { op: 'fork', id: toId }, async () => {
+      if (this.#liveFile(toId) !== undefined) throw new TenantExistsError(toId)
+      if (isArchivedFile(this.#paths, toId)) throw new TenantArchivedError(toId)
+      const target = this.#paths.tenant(toId)
+      const temporary = this.#temporary('forking', toId)
+      try {
+        await this.#copyLive(fromId, temporary)
+        this.#publish(temporary, target, toId)
+      } finally {
+        removeFiles(temporary)
+      }
+    })
   }
 
   locate(name: string): string {
-    return name === APEX ? this.#paths.apex : this.#paths.tenant(name)
+    if (name === APEX) return this.#paths.apex
+    return this.#liveFile(name) ?? this.#paths.tenant(name)
   }
 
   openScratch(): StorageHandle {
@@ -315,9 +569,20 @@ class SqliteStorage implements StorageAdapter {
     this.#apex?.close()
   }
 
-  /** Opens a tenant for the pool (a miss): open + pragmas; journal mode was set at create. */
+  /**
+   * Opens a tenant for the pool (a miss): checks what is at its path (see
+   * `inspectTenantFile`), remembers the file's identity, opens it and runs the
+   * pragmas (journal mode was set at create). Failures are this tenant's typed
+   * errors; only running out of descriptors touches the pool.
+   */
   #openTenant(tenantId: string): SqliteHandle {
-    const file = this.#paths.tenant(tenantId)
+    let file = this.#paths.tenant(tenantId)
+    let identity: FileIdentity | undefined = inspectTenantFile(tenantId, file)
+    if (identity === undefined) {
+      file = this.#paths.otherLayout(tenantId)
+      identity = inspectTenantFile(tenantId, file)
+    }
+    if (identity === undefined) throw this.#missing(tenantId)
     let db: Database.Database
     try {
       // The pragmas are inside the retry: they make the first read, which is when a
@@ -333,15 +598,144 @@ class SqliteStorage implements StorageAdapter {
         return opened
       }, file)
     } catch (error) {
-      if (!fs.existsSync(file)) throw new TenantNotFoundError(tenantId)
+      if (!fs.existsSync(file)) throw this.#missing(tenantId)
       // Locked by another process: the caller (acquire) waits for it.
       if (isBusyError(error)) throw error
-      throw new StorageError(`Could not open tenant "${tenantId}": ${(error as Error).message}`, {
-        cause: error,
-        tenantId,
-      })
+      throw storageFailure(tenantId, file, error)
     }
-    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
+    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn, identity)
+  }
+
+  /** The error for a tenant with no live file: archived, or not there at all. */
+  #missing(tenantId: string): TenantArchivedError | TenantNotFoundError {
+    return isArchivedFile(this.#paths, tenantId) ? new TenantArchivedError(tenantId) : new TenantNotFoundError(tenantId)
+  }
+
+  /** The tenant's live file: in the configured layout, else in the other one (not moved yet), else none. */
+  #liveFile(tenantId: string): string | undefined {
+    const file = this.#paths.tenant(tenantId)
+    if (fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined) return file
+    const other = this.#paths.otherLayout(tenantId)
+    if (fs.lstatSync(other, { throwIfNoEntry: false }) !== undefined) return other
+    return undefined
+  }
+
+  /** Every live file of the tenant (two during a layout move). */
+  #tenantFiles(tenantId: string): string[] {
+    return [this.#paths.tenant(tenantId), this.#paths.otherLayout(tenantId)].filter(
+      (file) => fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined,
+    )
+  }
+
+  /** A temporary file in the tenant's folder (created if missing). */
+  #temporary(purpose: string, tenantId: string): string {
+    const file = this.#paths.temporary(purpose, tenantId)
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    return file
+  }
+
+  /**
+   * Runs `move` while no other connection (in any process) is inside a
+   * transaction on `file`, and with its write-ahead log checkpointed into it
+   * (so the main file alone holds every committed page): a private connection
+   * takes SQLite's exclusive lock, waiting up to `busyTimeout`
+   * (`TenantBusyError`), and holds it while `move` runs.
+   */
+  async #whileQuiet(tenantId: string, file: string, move: () => void): Promise<void> {
+    let db: Database.Database
+    try {
+      db = this.#withDescriptorRetry(() => new Database(file, { fileMustExist: true }), file)
+    } catch (error) {
+      throw storageFailure(tenantId, file, error)
+    }
+    try {
+      db.pragma('busy_timeout = 0')
+      const started = performance.now()
+      let delay = 1
+      for (;;) {
+        let quiet = false
+        try {
+          const wal = db.pragma('journal_mode', { simple: true }) === 'wal'
+          const checkpoint = wal ? (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0] : undefined
+          if (checkpoint === undefined || checkpoint.busy === 0) {
+            db.exec('begin exclusive')
+            // Nobody can append to the log while the lock is held: an empty log stays empty.
+            if (!wal || (fs.statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0) === 0) quiet = true
+            else db.exec('rollback')
+          }
+        } catch (error) {
+          if (!isBusyError(error)) throw storageFailure(tenantId, file, error)
+        }
+        if (quiet) break
+        const waited = performance.now() - started
+        if (waited >= this.#options.busyTimeout) throw new TenantBusyError(tenantId, waited)
+        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, this.#options.busyTimeout - waited)))
+        delay = Math.min(delay * 2, 50)
+      }
+      try {
+        move()
+      } finally {
+        if (db.inTransaction) db.exec('rollback')
+      }
+    } finally {
+      db.close()
+    }
+  }
+
+  /**
+   * Completes or undoes what a process killed during a lifecycle step left
+   * (called by the next holder of its lock; idempotent):
+   * - rename: both names on one file → the old name goes (it had been linked);
+   * - archive: a staged file → compressed into the archive;
+   * - restore: live and archived both → the archive goes (it had been linked into place);
+   * - destroy: whatever is left of the tenant's files goes;
+   * - layout: both layouts' names on one file → the old one goes;
+   * - create, fork: nothing (their temporary files are never visible; doctor removes them).
+   */
+  async #recover(intent: LifecycleIntent): Promise<void> {
+    const id = intent.id
+    switch (intent.op) {
+      case 'rename': {
+        if (intent.to === undefined) return
+        const targets = this.#tenantFiles(intent.to)
+        for (const source of this.#tenantFiles(id)) {
+          if (targets.some((target) => sameInode(source, target))) {
+            removeFile(source)
+            for (const side of withSideFiles(source).slice(1)) removeFile(side)
+          }
+        }
+        return
+      }
+      case 'archive':
+        if (fs.existsSync(this.#paths.staged(id))) await finishArchive(this.#paths, id)
+        return
+      case 'restore':
+        if (this.#liveFile(id) !== undefined) {
+          removeFile(this.#paths.archived(id))
+          removeFile(this.#paths.archiveMeta(id))
+        }
+        return
+      case 'destroy':
+        for (const file of this.#tenantFiles(id)) {
+          for (const side of withSideFiles(file).slice(1)) removeFile(side)
+          removeFile(file)
+        }
+        return
+      case 'layout':
+        if (intent.source !== undefined && intent.target !== undefined && sameInode(intent.source, intent.target)) {
+          removeFile(intent.source)
+          for (const side of withSideFiles(intent.source).slice(1)) removeFile(side)
+        }
+        return
+      case 'create':
+      case 'fork':
+      case 'repair':
+        return
+    }
+  }
+
+  #syncDirectory(dir: string): void {
+    if (this.#options.synchronous !== 'off') fsyncDirectory(dir)
   }
 
   /**
@@ -411,7 +805,7 @@ class SqliteStorage implements StorageAdapter {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new TenantExistsError(tenantId)
       throw error
     }
-    if (this.#options.synchronous !== 'off') fsyncDirectory(this.#paths.tenantsDir)
+    this.#syncDirectory(path.dirname(target))
   }
 
   #ensureTenantsDir(): void {
@@ -425,41 +819,14 @@ class SqliteStorage implements StorageAdapter {
   }
 }
 
-/** `file` with its longest existing ancestor resolved through symlinks (the rest appended as given). */
-function realpathOfExisting(file: string): string {
-  let existing = file
-  const rest: string[] = []
-  for (;;) {
-    try {
-      return path.join(fs.realpathSync(existing), ...rest)
-    } catch {
-      const parent = path.dirname(existing)
-      if (parent === existing) return file
-      rest.unshift(path.basename(existing))
-      existing = parent
-    }
-  }
-}
+/** Two-hex-digit subfolders of the hashed layout. */
+const BUCKET = /^[0-9a-f]{2}$/
 
-function removeFile(file: string): void {
-  try {
-    fs.unlinkSync(file)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-  }
-}
-
-function removeFiles(file: string): void {
-  for (const f of withSideFiles(file)) removeFile(f)
-}
-
-function fsyncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, 'r')
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
+/** Whether two paths name the same file (both exist, same device and inode). */
+function sameInode(a: string, b: string): boolean {
+  const sa = fs.statSync(a, { throwIfNoEntry: false })
+  const sb = fs.statSync(b, { throwIfNoEntry: false })
+  return sa !== undefined && sb !== undefined && sa.ino === sb.ino && sa.dev === sb.dev
 }
 
 export type { JournalMode }

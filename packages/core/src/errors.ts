@@ -28,6 +28,7 @@ export type ShardinesErrorCode =
   | 'STATEMENT_REFUSED'
   | 'TENANT_BUSY'
   | 'TRANSACTION_LEFT_OPEN'
+  | 'TENANT_ARCHIVED'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -346,10 +347,56 @@ export class TransactionLeftOpenError extends ShardinesError {
   }
 }
 
-/** The storage adapter failed in a way no other error describes. */
+/**
+ * What went wrong with a tenant's file, as {@link StorageError.reason}:
+ * - `symlink`: the tenant's path is a symbolic link (never followed);
+ * - `not-a-file`: a folder or special file where the database should be;
+ * - `empty-file`: 0 bytes (SQLite would take it for a new, empty database);
+ * - `not-a-database`: not SQLite's format (truncated header, a foreign file);
+ * - `corrupt`: SQLite reports the database malformed;
+ * - `permission`: the process may not read or write it;
+ * - `cannot-open`: SQLite cannot open it, for another reason than running out of descriptors;
+ * - `io`: anything else (a disk error, a lifecycle step that failed).
+ */
+export type StorageFailure =
+  | 'symlink'
+  | 'not-a-file'
+  | 'empty-file'
+  | 'not-a-database'
+  | 'corrupt'
+  | 'permission'
+  | 'cannot-open'
+  | 'io'
+
+export interface StorageErrorOptions extends ShardinesErrorOptions {
+  readonly reason?: StorageFailure
+  /** The driver's or the system's code (`SQLITE_NOTADB`, `EACCES`, …), when there is one. */
+  readonly driverCode?: string | undefined
+}
+
+/**
+ * The storage adapter failed in a way no other error describes: for one
+ * tenant's file (named, with `reason`), that tenant alone is affected; the
+ * pool and every other tenant carry on.
+ */
 export class StorageError extends ShardinesError {
-  constructor(message: string, options: ShardinesErrorOptions = {}) {
+  readonly reason: StorageFailure
+  readonly driverCode: string | undefined
+  constructor(message: string, options: StorageErrorOptions = {}) {
     super('STORAGE_FAILED', message, options)
+    this.reason = options.reason ?? 'io'
+    this.driverCode = options.driverCode
+  }
+}
+
+/** The tenant is archived (`tenants.archive`): no scope can open it until `tenants.restore`. */
+export class TenantArchivedError extends ShardinesError {
+  constructor(tenantId: string) {
+    super(
+      'TENANT_ARCHIVED',
+      `Tenant "${tenantId}" is archived. Restore it with shard.tenants.restore("${tenantId}") (CLI: shardines tenants restore ${tenantId}) before using it.`,
+      { tenantId },
+    )
   }
 }
 

@@ -15,6 +15,9 @@ export {
   type StatementRefusal,
   StatementRefusedError,
   StorageError,
+  type StorageErrorOptions,
+  type StorageFailure,
+  TenantArchivedError,
   TenantBusyError,
   TenantExistsError,
   TenantNotFoundError,
@@ -108,6 +111,14 @@ export {
   type WorkerMigrationJob,
   type WorkerMigrationSource,
 } from './storage/storage-adapter.js'
+export type {
+  ArchivedTenant,
+  DoctorFinding,
+  DoctorOptions,
+  DoctorReport,
+  LayoutMigrationOptions,
+  LayoutMigrationReport,
+} from './tenant/lifecycle-types.js'
 export type { MapTenantsOptions, MapTenantsResult } from './tenant/map-tenants.js'
 export type {
   Qualified,

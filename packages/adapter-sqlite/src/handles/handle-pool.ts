@@ -7,6 +7,12 @@ interface Entry {
   refs: number
   /** Resolvers waiting for refs to reach 0 (destroy). */
   idle: Array<() => void>
+  /**
+   * Replaced while held: its file is no longer the tenant's (another process
+   * destroyed, renamed or restored it). The scopes holding it finish on it;
+   * it closes when the last one releases it, and nobody else gets it.
+   */
+  orphaned: boolean
 }
 
 /**
@@ -20,15 +26,25 @@ interface Entry {
 export class HandlePool {
   readonly #entries = new Map<string, Entry>()
   readonly #open: (id: string) => SqliteHandle
+  readonly #isCurrent: (handle: SqliteHandle) => boolean
+  /** Entries replaced while held (see `Entry.orphaned`). */
+  readonly #orphans = new Set<Entry>()
   #maxOpen: number
   #pinned = 0
   #hits = 0
   #misses = 0
   #evictions = 0
 
-  constructor(maxOpen: number, open: (id: string) => SqliteHandle) {
+  /**
+   * `open` opens a tenant's handle on a miss; `isCurrent` tells on a hit
+   * whether the handle's file is still the tenant's file (another process may
+   * have destroyed, renamed or replaced it): when not, the handle is dropped
+   * and the tenant opened again.
+   */
+  constructor(maxOpen: number, open: (id: string) => SqliteHandle, isCurrent: (handle: SqliteHandle) => boolean) {
     this.#maxOpen = maxOpen
     this.#open = open
+    this.#isCurrent = isCurrent
   }
 
   get size(): number {
@@ -39,6 +55,12 @@ export class HandlePool {
   acquire(id: string): TenantLease {
     let entry = this.#entries.get(id)
     let opened = false
+    if (entry !== undefined && !entry.handle.closed && !this.#isCurrent(entry.handle)) {
+      // Never read or write a file that is no longer the tenant's: forget the handle (closing it
+      // now, or when the scopes holding it end), then open whatever the tenant's path holds now.
+      this.#forget(entry)
+      entry = undefined
+    }
     if (entry !== undefined && !entry.handle.closed) {
       this.#hits++
       this.#entries.delete(id)
@@ -51,8 +73,10 @@ export class HandlePool {
         }
       }
     } else {
+      // Opened before it is counted: a tenant whose file cannot be opened leaves the pool as it was.
+      const handle = this.#open(id)
       this.#misses++
-      entry = { id, handle: this.#open(id), refs: 0, idle: [] }
+      entry = { id, handle, refs: 0, idle: [], orphaned: false }
       this.#entries.set(id, entry)
       opened = true
     }
@@ -65,6 +89,13 @@ export class HandlePool {
     if (--entry.refs > 0) return
     if (entry.idle.length > 0) {
       for (const wake of entry.idle.splice(0)) wake()
+    }
+    if (entry.orphaned) {
+      entry.orphaned = false
+      this.#orphans.delete(entry)
+      this.#pinned--
+      entry.handle.close()
+      return
     }
     // closeAll() already closed and forgot this entry and reset the counter: a late release must not drive it below 0.
     if (this.#entries.get(entry.id) !== entry) return
@@ -125,6 +156,11 @@ export class HandlePool {
 
   closeAll(): void {
     for (const entry of [...this.#entries.values()]) this.#close(entry)
+    for (const entry of this.#orphans) {
+      entry.orphaned = false
+      entry.handle.close()
+    }
+    this.#orphans.clear()
     this.#pinned = 0
   }
 
@@ -145,6 +181,17 @@ export class HandlePool {
       entry.handle.resetConnection()
     } catch {
       this.#close(entry)
+    }
+  }
+
+  /** Drops an entry whose file is no longer the tenant's: closed now if nobody holds it, else at its last release. */
+  #forget(entry: Entry): void {
+    this.#entries.delete(entry.id)
+    if (entry.refs === 0) {
+      entry.handle.close()
+    } else {
+      entry.orphaned = true
+      this.#orphans.add(entry)
     }
   }
 

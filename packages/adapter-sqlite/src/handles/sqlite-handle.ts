@@ -20,6 +20,7 @@ import {
 } from '@shardines/core'
 import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
+import type { FileIdentity } from '../files/tenant-files.js'
 
 /**
  * Whether an error means the process ran out of file descriptors. SQLite says
@@ -406,9 +407,19 @@ export class SqliteHandle implements StorageHandle, SyncReader {
    * (its journal could not be opened): it closes idle handles and says whether
    * any closed, and the write is retried.
    */
-  constructor(name: string, db: Database, statementCacheSize: number, freeDescriptors?: () => boolean) {
+  /** The file this handle has open (device and inode when it was opened), for a tenant's handle. */
+  readonly identity: FileIdentity | undefined
+
+  constructor(
+    name: string,
+    db: Database,
+    statementCacheSize: number,
+    freeDescriptors?: () => boolean,
+    identity?: FileIdentity,
+  ) {
     this.name = name
     this.db = db
+    this.identity = identity
     this.#cacheSize = statementCacheSize
     this.#statements = new GuardedStatements(
       db,

@@ -12,6 +12,17 @@ export type ParsedCommand =
   | { readonly kind: 'tenants-list' }
   | { readonly kind: 'tenants-create'; readonly id: string }
   | { readonly kind: 'tenants-destroy'; readonly id: string; readonly yes: boolean }
+  | { readonly kind: 'tenants-rename'; readonly from: string; readonly to: string }
+  | { readonly kind: 'tenants-archive'; readonly id: string }
+  | { readonly kind: 'tenants-restore'; readonly id: string }
+  | { readonly kind: 'tenants-archived' }
+  | {
+      readonly kind: 'doctor'
+      readonly fix: boolean
+      readonly check: 'quick' | 'full' | 'none'
+      readonly graceMs: number | undefined
+    }
+  | { readonly kind: 'layout-migrate' }
   | { readonly kind: 'backup'; readonly id: string; readonly dest: string; readonly overwrite: boolean }
   | { readonly kind: 'codegen'; readonly out: string | undefined; readonly verify: boolean }
   | { readonly kind: 'help' }
@@ -44,6 +55,15 @@ Commands:
   tenants list            every tenant id
   tenants create ID       create a tenant (migrated to the latest version)
   tenants destroy ID      delete a tenant's database (asks to confirm; --yes skips)
+  tenants rename FROM TO  give a tenant another id (waits for its running scopes)
+  tenants archive ID      move a tenant out of the live set, compressed, into archive/
+  tenants restore ID      bring an archived tenant back
+  tenants archived        the archived tenants, with their versions
+  doctor [--fix] [--full | --no-check] [--grace MINUTES]
+                          check the data folder: leftovers of killed operations, stale locks, stray
+                          files, damaged tenants, unknown versions; --fix removes and completes what is
+                          safe to (exit 1 when something needs a person)
+  layout migrate          move tenant files into the configured layout (resumable, safe while the app runs)
   backup ID DEST [--overwrite]
                           online backup of a tenant (or "apex") to the file DEST, outside the data folder
                           (an existing DEST only with --overwrite, and never a live database)
@@ -69,6 +89,10 @@ const OPTIONS = {
   out: { type: 'string' },
   verify: { type: 'boolean', default: false },
   overwrite: { type: 'boolean', default: false },
+  fix: { type: 'boolean', default: false },
+  full: { type: 'boolean', default: false },
+  'no-check': { type: 'boolean', default: false },
+  grace: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const
@@ -151,8 +175,44 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
       only('tenants destroy', ['yes'])
       return { kind: 'tenants-destroy', id, yes: values.yes }
     })
+    .with(['tenants', ['rename', P.string, P.string]], ([, [, from, to]]) => {
+      only('tenants rename', [])
+      return { kind: 'tenants-rename', from, to }
+    })
+    .with(['tenants', ['archive', P.string]], ([, [, id]]) => {
+      only('tenants archive', [])
+      return { kind: 'tenants-archive', id }
+    })
+    .with(['tenants', ['restore', P.string]], ([, [, id]]) => {
+      only('tenants restore', [])
+      return { kind: 'tenants-restore', id }
+    })
+    .with(['tenants', ['archived']], () => {
+      only('tenants archived', [])
+      return { kind: 'tenants-archived' }
+    })
     .with(['tenants', P._], () => {
-      throw new CliUsageError('tenants takes: list | create ID | destroy ID [--yes].')
+      throw new CliUsageError(
+        'tenants takes: list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived.',
+      )
+    })
+    .with(['doctor', P._], () => {
+      only('doctor', ['fix', 'full', 'no-check', 'grace'])
+      arity('doctor', [], rest)
+      if (values.full && values['no-check']) throw new CliUsageError('doctor takes one of --full, --no-check.')
+      return {
+        kind: 'doctor',
+        fix: values.fix,
+        check: values.full ? 'full' : values['no-check'] ? 'none' : 'quick',
+        graceMs: parseGrace(values.grace),
+      }
+    })
+    .with(['layout', ['migrate']], () => {
+      only('layout migrate', [])
+      return { kind: 'layout-migrate' }
+    })
+    .with(['layout', P._], () => {
+      throw new CliUsageError('layout takes: migrate.')
     })
     .with(['backup', P._], () => {
       only('backup', ['overwrite'])
@@ -169,6 +229,14 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
       throw new CliUsageError(`Unknown command "${name}".`)
     })
   return { command, global }
+}
+
+function parseGrace(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const minutes = Number(value)
+  if (!Number.isFinite(minutes) || minutes < 0)
+    throw new CliUsageError(`--grace takes minutes (a number of at least 0), not "${value}".`)
+  return minutes * 60_000
 }
 
 function parseConcurrency(value: string | undefined): number | undefined {

@@ -4,6 +4,7 @@ import { ShardinesError } from '../errors.js'
 import { type CliStreams, createCliOutput } from './cli-output.js'
 import { backupCommand } from './commands/backup-command.js'
 import { codegenCommand } from './commands/codegen-command.js'
+import { doctorCommand, layoutCommand } from './commands/doctor-command.js'
 import { migrateCommand } from './commands/migrate-command.js'
 import { statusCommand } from './commands/status-command.js'
 import { tenantsCommand } from './commands/tenants-command.js'
@@ -58,9 +59,18 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     return await match(command)
       .with({ kind: 'migrate' }, (c) => migrateCommand(shard, c, out, env.signal))
       .with({ kind: 'status' }, () => statusCommand(shard, out))
-      .with({ kind: 'tenants-list' }, { kind: 'tenants-create' }, { kind: 'tenants-destroy' }, (c) =>
-        tenantsCommand(shard, c, out, env),
+      .with(
+        { kind: 'tenants-list' },
+        { kind: 'tenants-create' },
+        { kind: 'tenants-destroy' },
+        { kind: 'tenants-rename' },
+        { kind: 'tenants-archive' },
+        { kind: 'tenants-restore' },
+        { kind: 'tenants-archived' },
+        (c) => tenantsCommand(shard, c, out, env),
       )
+      .with({ kind: 'doctor' }, (c) => doctorCommand(shard, c, out))
+      .with({ kind: 'layout-migrate' }, (c) => layoutCommand(shard, c, out))
       .with({ kind: 'backup' }, (c) => backupCommand(shard, c, out, env.cwd))
       .with({ kind: 'codegen' }, (c) => codegenCommand(shard, c, out, env.cwd, file))
       .exhaustive()

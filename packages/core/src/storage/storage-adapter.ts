@@ -1,5 +1,12 @@
 import type { CompiledQuery, QueryResult } from 'kysely'
 import type { GuardPolicy } from '../guard/statement-guard.js'
+import type {
+  ArchivedTenant,
+  DoctorOptions,
+  DoctorReport,
+  LayoutMigrationOptions,
+  LayoutMigrationReport,
+} from '../tenant/lifecycle-types.js'
 
 /**
  * The name under which the shared catalogue database is addressed (`apex.<table>`),
@@ -167,6 +174,34 @@ export interface StorageAdapter {
   backup(name: string, destPath: string, options?: { readonly overwrite?: boolean }): Promise<void>
   /** A consistent copy of tenant `fromId` created as tenant `toId` (atomic, like `create`). */
   fork(fromId: string, toId: string): Promise<void>
+  /**
+   * Optional (`tenants.rename` refuses without it): gives tenant `from` the id
+   * `to`, atomically across processes. New acquisitions of `from` fail at
+   * once; it waits for current leases (and for other processes' transactions
+   * on the file), then moves the file. `TenantExistsError` when `to` exists
+   * (live or archived), `TenantNotFoundError` / `TenantArchivedError` for `from`.
+   */
+  rename?(from: string, to: string): Promise<void>
+  /**
+   * Optional: moves a tenant out of the live set into the archive (compressed,
+   * its schema version recorded), waiting like `rename`. Acquisitions then
+   * fail with `TenantArchivedError`.
+   */
+  archive?(tenantId: string): Promise<ArchivedTenant>
+  /** Optional: brings an archived tenant back into the live set (atomic; `TenantExistsError` if the id is live). */
+  restore?(tenantId: string): Promise<void>
+  /** Optional: the archived tenants, sorted by id. */
+  listArchived?(): AsyncIterable<ArchivedTenant>
+  /** Optional: whether the tenant is archived. */
+  isArchived?(tenantId: string): Promise<boolean>
+  /**
+   * Optional: checks the data folder (leftovers of killed operations, stale
+   * locks, stray files, each tenant's file) and, with `fix`, repairs what is
+   * safe to repair. Versions are checked by core.
+   */
+  doctor?(options: DoctorOptions): Promise<DoctorReport>
+  /** Optional: moves every tenant file into the configured layout (resumable; safe while the app runs). */
+  migrateLayout?(options: LayoutMigrationOptions): Promise<LayoutMigrationReport>
   /** What another handle passes to `attach` to reach `'apex'` or a tenant. */
   locate(name: string): string
   /** A private, empty, in-memory handle (used to attach several tenants read-only). */

@@ -1,7 +1,16 @@
 import { InvalidOptionsError } from '../errors.js'
+import { tenantStatus } from '../migration/migration-status.js'
 import { runMigrations } from '../migration/run-migrations.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import { APEX } from '../storage/storage-adapter.js'
+import type {
+  ArchivedTenant,
+  DoctorFinding,
+  DoctorOptions,
+  DoctorReport,
+  LayoutMigrationOptions,
+  LayoutMigrationReport,
+} from './lifecycle-types.js'
 import { assertTenantId } from './tenant-id.js'
 
 /** `shard.tenants`: the tenant lifecycle. Every id is validated before the filesystem is touched. */
@@ -30,6 +39,32 @@ export interface TenantsApi {
   backup(id: string, destPath: string, options?: BackupOptions): Promise<void>
   /** Creates tenant `toId` as a consistent copy of `fromId` (e.g. a staging copy). */
   fork(fromId: string, toId: string): Promise<void>
+  /**
+   * Gives tenant `from` the id `to`, atomically across processes: new scopes
+   * of `from` get `TenantNotFoundError` at once; it waits for running scopes
+   * (and other processes' transactions on the file) like `destroy`, then moves
+   * the file. `TenantExistsError` when `to` is taken (live or archived).
+   */
+  rename(from: string, to: string): Promise<void>
+  /**
+   * Moves the tenant out of the live set into the archive (compressed, with
+   * its schema version recorded), waiting like `destroy`. Scopes then get
+   * `TenantArchivedError` until `restore`.
+   */
+  archive(id: string): Promise<ArchivedTenant>
+  /** Brings an archived tenant back (it migrates lazily on first open, as usual). */
+  restore(id: string): Promise<void>
+  /** The archived tenants, sorted by id. */
+  archived(): AsyncIterable<ArchivedTenant>
+  /**
+   * Checks the data folder and every tenant: leftovers of killed operations,
+   * stale locks, stray files, damaged files, unknown versions or drift. With
+   * `{ fix: true }` it removes and completes what is safe to. `needsPerson`
+   * counts what is left for a person (the CLI exits non-zero then).
+   */
+  doctor(options?: DoctorOptions): Promise<DoctorReport>
+  /** Moves every tenant file into the configured layout (`sqliteStorage({ layout })`); resumable, safe while the app runs. */
+  migrateLayout(options?: LayoutMigrationOptions): Promise<LayoutMigrationReport>
 }
 
 /** Options of {@link TenantsApi.backup}. */
@@ -83,5 +118,89 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       assertTenantId(toId)
       await ctx.storage.fork(fromId, toId)
     },
+    async rename(from: string, to: string): Promise<void> {
+      ctx.assertOpen()
+      assertTenantId(from)
+      assertTenantId(to)
+      notInsideScope(ctx, 'rename', from)
+      if (from === to) throw new InvalidOptionsError(`tenants.rename("${from}", "${to}"): the ids are the same.`)
+      await supported(ctx, 'rename', ctx.storage.rename)(from, to)
+    },
+    async archive(id: string): Promise<ArchivedTenant> {
+      ctx.assertOpen()
+      assertTenantId(id)
+      notInsideScope(ctx, 'archive', id)
+      return supported(ctx, 'archive', ctx.storage.archive)(id)
+    },
+    async restore(id: string): Promise<void> {
+      ctx.assertOpen()
+      assertTenantId(id)
+      await supported(ctx, 'restore', ctx.storage.restore)(id)
+    },
+    archived(): AsyncIterable<ArchivedTenant> {
+      ctx.assertOpen()
+      return supported(ctx, 'archived', ctx.storage.listArchived)()
+    },
+    async doctor(options: DoctorOptions = {}): Promise<DoctorReport> {
+      ctx.assertOpen()
+      const files = await supported(ctx, 'doctor', ctx.storage.doctor)(options)
+      // Versions: what the files hold against the migrations this code knows.
+      const findings: DoctorFinding[] = [...files.findings]
+      const damaged = new Set(files.findings.filter((f) => f.kind === 'damaged').map((f) => f.tenantId))
+      const { tenant } = await ctx.migrationSets()
+      for await (const id of ctx.storage.list()) {
+        if (damaged.has(id)) continue
+        const row = await tenantStatus(ctx, tenant, id)
+        if (row.error !== undefined) continue // the adapter's check names what is wrong with the file
+        const unknown = row.version !== null && !tenant.names.includes(row.version)
+        if (unknown || row.drift) {
+          findings.push({
+            kind: 'version',
+            path: ctx.storage.locate(id),
+            tenantId: id,
+            detail: unknown
+              ? `its version ${row.version} is not a migration this code knows (deployed code older than the tenant?)`
+              : `its schema differs from the template's at version ${row.version ?? '(none)'} (drift)`,
+            fixed: false,
+            needsPerson: true,
+          })
+        } else if (row.pending.length > 0) {
+          findings.push({
+            kind: 'behind',
+            path: ctx.storage.locate(id),
+            tenantId: id,
+            detail: `${row.pending.length} pending migration${row.pending.length === 1 ? '' : 's'} (applied when it is next opened, or by shardines migrate)`,
+            fixed: false,
+            needsPerson: false,
+          })
+        }
+      }
+      return { tenants: files.tenants, findings, needsPerson: findings.filter((f) => f.needsPerson && !f.fixed).length }
+    },
+    async migrateLayout(options: LayoutMigrationOptions = {}): Promise<LayoutMigrationReport> {
+      ctx.assertOpen()
+      return supported(ctx, 'migrateLayout', ctx.storage.migrateLayout)(options)
+    },
   })
+}
+
+/** An optional adapter method, bound, or a typed refusal naming the adapter. */
+function supported<F extends (...args: never[]) => unknown>(
+  ctx: ShardinesContext,
+  name: string,
+  method: F | undefined,
+): F {
+  if (method === undefined) {
+    throw new InvalidOptionsError(`tenants.${name}() is not supported by the ${ctx.storage.kind} storage adapter.`)
+  }
+  return method.bind(ctx.storage) as F
+}
+
+/** A lifecycle step that waits for the tenant's scopes, called from inside one of them, would wait for itself. */
+function notInsideScope(ctx: ShardinesContext, name: string, id: string): void {
+  if (ctx.insideScopeOf(id)) {
+    throw new InvalidOptionsError(
+      `tenants.${name}("${id}") was called inside a scope of tenant "${id}" and would wait for itself forever. Call it outside withTenant("${id}", …).`,
+    )
+  }
 }

@@ -3,7 +3,19 @@ import type { CliOutput } from '../cli-output.js'
 import type { AnyShardines } from '../load-config.js'
 import { CliUsageError, type ParsedCommand } from '../parse-command.js'
 
-type TenantsCommand = Extract<ParsedCommand, { kind: 'tenants-list' | 'tenants-create' | 'tenants-destroy' }>
+type TenantsCommand = Extract<
+  ParsedCommand,
+  {
+    kind:
+      | 'tenants-list'
+      | 'tenants-create'
+      | 'tenants-destroy'
+      | 'tenants-rename'
+      | 'tenants-archive'
+      | 'tenants-restore'
+      | 'tenants-archived'
+  }
+>
 
 /** What `tenants destroy` needs to ask for confirmation. */
 export interface ConfirmIo {
@@ -11,7 +23,7 @@ export interface ConfirmIo {
   readonly stderr: NodeJS.WritableStream
 }
 
-/** `shardines tenants list | create ID | destroy ID [--yes]`. */
+/** `shardines tenants list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived`. */
 export async function tenantsCommand(
   shard: AnyShardines,
   command: TenantsCommand,
@@ -40,6 +52,35 @@ export async function tenantsCommand(
       out.line(existed ? `destroyed tenant ${command.id}` : `tenant ${command.id} did not exist`)
       if (out.json) out.result({ destroyed: command.id, existed })
       return existed ? 0 : 1
+    }
+    case 'tenants-rename': {
+      await shard.tenants.rename(command.from, command.to)
+      out.line(`renamed tenant ${command.from} to ${command.to}`)
+      if (out.json) out.result({ renamed: command.from, to: command.to })
+      return 0
+    }
+    case 'tenants-archive': {
+      const archived = await shard.tenants.archive(command.id)
+      out.line(
+        `archived tenant ${command.id} at version ${archived.version ?? '(none)'} (${archived.bytes} bytes, ${archived.compressedBytes} compressed)`,
+      )
+      if (out.json) out.result({ archived })
+      return 0
+    }
+    case 'tenants-restore': {
+      await shard.tenants.restore(command.id)
+      out.line(`restored tenant ${command.id}`)
+      if (out.json) out.result({ restored: command.id })
+      return 0
+    }
+    case 'tenants-archived': {
+      const all = []
+      for await (const archived of shard.tenants.archived()) {
+        all.push(archived)
+        out.line(`${archived.id}\t${archived.version ?? '(none)'}\t${archived.archivedAt}`)
+      }
+      if (out.json) out.result(all)
+      return 0
     }
   }
 }

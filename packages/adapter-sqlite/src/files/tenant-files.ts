@@ -1,0 +1,158 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import * as zlib from 'node:zlib'
+import { StorageError, type StorageFailure } from '@shardines/core'
+import { withSideFiles } from './tenant-paths.js'
+
+/** Which file a handle has open: device and inode, as `lstat` reports them. */
+export interface FileIdentity {
+  readonly dev: number
+  readonly ino: number
+}
+
+/**
+ * Checks what is at a tenant's path before SQLite opens it: undefined when
+ * nothing is there; a typed `StorageError` naming the tenant for a symbolic
+ * link (it could lead out of the data folder), anything that is not a regular
+ * file, and an empty file (Shardines never makes one: SQLite would take it for
+ * a new, empty database). Otherwise the file's identity.
+ */
+export function inspectTenantFile(tenantId: string, file: string): FileIdentity | undefined {
+  let stat: fs.Stats | undefined
+  try {
+    stat = fs.lstatSync(file, { throwIfNoEntry: false })
+  } catch (error) {
+    throw storageFailure(tenantId, file, error)
+  }
+  if (stat === undefined) return undefined
+  if (stat.isSymbolicLink()) {
+    throw new StorageError(
+      `Tenant "${tenantId}"'s file ${file} is a symbolic link; Shardines opens only regular files inside its data folder. Replace the link with the file (or restore the tenant from a backup).`,
+      { tenantId, reason: 'symlink' },
+    )
+  }
+  if (!stat.isFile()) {
+    throw new StorageError(
+      `Tenant "${tenantId}"'s path ${file} is not a regular file (a ${stat.isDirectory() ? 'folder' : 'special file'}). Move it away, then restore the tenant from a backup or create it again.`,
+      { tenantId, reason: 'not-a-file' },
+    )
+  }
+  if (stat.size === 0) {
+    throw new StorageError(
+      `Tenant "${tenantId}"'s file ${file} is empty (0 bytes): not a database Shardines made (a copy cut short?). Restore it from a backup, or destroy the tenant and create it again.`,
+      { tenantId, reason: 'empty-file' },
+    )
+  }
+  return { dev: stat.dev, ino: stat.ino }
+}
+
+/** Whether `file` is still the file `identity` names (one `lstat`). */
+export function isSameFile(file: string, identity: FileIdentity): boolean {
+  const stat = fs.lstatSync(file, { throwIfNoEntry: false })
+  return stat !== undefined && stat.ino === identity.ino && stat.dev === identity.dev && stat.isFile()
+}
+
+/** A failure to open or read a tenant's file, classified, as that tenant's typed error. */
+export function storageFailure(tenantId: string, file: string, error: unknown): StorageError {
+  const code = (error as { code?: string }).code ?? ''
+  const reason: StorageFailure =
+    code === 'SQLITE_NOTADB'
+      ? 'not-a-database'
+      : code.startsWith('SQLITE_CORRUPT')
+        ? 'corrupt'
+        : code === 'EACCES' || code === 'EPERM' || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_PERM'
+          ? 'permission'
+          : code === 'SQLITE_CANTOPEN'
+            ? 'cannot-open'
+            : 'io'
+  const advice: Record<StorageFailure, string> = {
+    'not-a-database': 'it is not an SQLite database (a truncated or foreign file?): restore it from a backup',
+    corrupt: 'SQLite reports it corrupt: restore it from a backup (shardines doctor lists every damaged tenant)',
+    permission: 'the process may not read or write it: fix its owner and mode',
+    'cannot-open': 'SQLite cannot open it (permissions, or a missing folder): check the file and its folder',
+    io: 'check the disk and the file',
+    symlink: 'replace the link with the file',
+    'not-a-file': 'move it away',
+    'empty-file': 'restore it from a backup',
+  }
+  return new StorageError(
+    `Could not open tenant "${tenantId}" (${file}): ${(error as Error).message ?? String(error)}; ${advice[reason]}.`,
+    { tenantId, reason, cause: error, driverCode: code || undefined },
+  )
+}
+
+export function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
+export function removeFiles(file: string): void {
+  for (const f of withSideFiles(file)) removeFile(f)
+}
+
+export function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r+')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** gzip `source` into `dest` (created; flushed to disk before it resolves). */
+export async function compressFile(source: string, dest: string): Promise<void> {
+  await pipeline(
+    fs.createReadStream(source),
+    zlib.createGzip({ level: 6 }),
+    fs.createWriteStream(dest, { flags: 'wx' }),
+  )
+  fsyncFile(dest)
+}
+
+/** gunzip `source` into `dest` (created; flushed to disk before it resolves). */
+export async function decompressFile(source: string, dest: string): Promise<void> {
+  await pipeline(fs.createReadStream(source), zlib.createGunzip(), fs.createWriteStream(dest, { flags: 'wx' }))
+  fsyncFile(dest)
+}
+
+const SQLITE_MAGIC = 'SQLite format 3\u0000'
+
+/** Whether `file` starts with SQLite's header string. */
+export function hasSqliteHeader(file: string): boolean {
+  const fd = fs.openSync(file, 'r')
+  try {
+    const buffer = Buffer.alloc(16)
+    return fs.readSync(fd, buffer, 0, 16, 0) === 16 && buffer.toString('latin1') === SQLITE_MAGIC
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** `file` with its longest existing ancestor resolved through symlinks (the rest appended as given). */
+export function realpathOfExisting(file: string): string {
+  let existing = file
+  const rest: string[] = []
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(existing), ...rest)
+    } catch {
+      const parent = path.dirname(existing)
+      if (parent === existing) return file
+      rest.unshift(path.basename(existing))
+      existing = parent
+    }
+  }
+}
