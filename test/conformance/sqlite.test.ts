@@ -45,6 +45,30 @@ describe('sqlite adapter: file layout and pragmas', () => {
     await shard.close()
   })
 
+  for (const [journalMode, synchronous, level] of [
+    ['delete', 'normal', 1],
+    ['delete', 'off', 0],
+    ['wal', 'extra', 3],
+    ['wal', 'full', 2],
+  ] as const) {
+    test(`synchronous ${synchronous} on a ${journalMode} tenant holds on every open (a pool miss runs only the pragmas that differ from the build's defaults)`, async () => {
+      const { shard } = await makeShard({ storageOptions: { journalMode, synchronous, maxOpen: 1 } })
+      await shard.tenants.create('acme')
+      await shard.tenants.create('other')
+      for (let i = 0; i < 3; i++) {
+        // maxOpen 1: each scope of acme after one of other is a fresh open.
+        await shard.withTenant('other', () => undefined)
+        const got = await shard.withTenant('acme', async (t) => ({
+          synchronous: (await sql<{ synchronous: number }>`pragma synchronous`.execute(t.db)).rows[0]?.synchronous,
+          foreignKeys: (await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(t.db)).rows[0]?.foreign_keys,
+        }))
+        assert.deepEqual(got, { synchronous: level, foreignKeys: 1 })
+      }
+      assert.ok(shard.stats().misses >= 6)
+      await shard.close()
+    })
+  }
+
   for (const journalMode of ['delete', 'wal'] as const) {
     test(`journal mode ${journalMode} is set once at create; every open sets busy_timeout, foreign_keys and synchronous`, async () => {
       const { shard, dir } = await makeShard({ storageOptions: { journalMode } })

@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '@shardines/core'
+import Sqlite from 'better-sqlite3'
 
 /**
  * Operational defaults, stated once (Effect's SqliteClient habit):
@@ -188,4 +189,59 @@ export function openPragmas(
   if (journalMode === 'truncate' || journalMode === 'persist') lines.push(`pragma journal_mode = ${journalMode}`)
   for (const [name, value] of Object.entries(options.pragmas)) lines.push(`pragma ${name} = ${value}`)
   return `${lines.join(';\n')};`
+}
+
+const SYNCHRONOUS_LEVEL = { off: 0, normal: 1, full: 2, extra: 3 } as const
+
+/** What this SQLite build sets by default on a new connection (read once per process). */
+interface BuildDefaults {
+  readonly foreignKeys: boolean
+  /** `synchronous` of a rollback-journal database, and of a WAL one (SQLite switches when it opens a WAL file). */
+  readonly synchronous: number
+  readonly walSynchronous: number
+}
+
+let defaults: BuildDefaults | undefined
+
+function buildDefaults(): BuildDefaults {
+  if (defaults !== undefined) return defaults
+  const db = new Sqlite(':memory:')
+  try {
+    const options = (db.pragma('compile_options') as { compile_options: string }[]).map((r) => r.compile_options)
+    const synchronous = db.pragma('synchronous', { simple: true }) as number
+    const wal = options.find((o) => o.startsWith('DEFAULT_WAL_SYNCHRONOUS='))
+    defaults = {
+      foreignKeys: db.pragma('foreign_keys', { simple: true }) === 1,
+      synchronous,
+      walSynchronous: wal === undefined ? synchronous : Number(wal.slice('DEFAULT_WAL_SYNCHRONOUS='.length)),
+    }
+  } finally {
+    db.close()
+  }
+  return defaults
+}
+
+/**
+ * The pragmas a pool miss runs on a rollback-journal tenant: those of
+ * {@link openPragmas} that change something in this build (better-sqlite3's
+ * turns foreign keys on and defaults to `synchronous = FULL`), so a miss with
+ * the default options runs none (measured: they were a fifth of a miss). The
+ * busy timeout is given to the constructor instead (`nativeBusyTimeout`).
+ * May be empty.
+ */
+export function tenantOpenPragmas(options: ResolvedSqliteStorageOptions, journalMode: JournalMode): string {
+  const build = buildDefaults()
+  const lines: string[] = []
+  if (!build.foreignKeys) lines.push('pragma foreign_keys = on')
+  const synchronous = SYNCHRONOUS_LEVEL[options.synchronous ?? (journalMode === 'wal' ? 'normal' : 'full')]
+  if (synchronous !== (journalMode === 'wal' ? build.walSynchronous : build.synchronous))
+    lines.push(`pragma synchronous = ${synchronous}`)
+  if (journalMode === 'truncate' || journalMode === 'persist') lines.push(`pragma journal_mode = ${journalMode}`)
+  for (const [name, value] of Object.entries(options.pragmas)) lines.push(`pragma ${name} = ${value}`)
+  return lines.length === 0 ? '' : `${lines.join(';\n')};`
+}
+
+/** SQLite's own busy wait on the main thread (see NATIVE_BUSY_WAIT_MS), for the connection's constructor. */
+export function nativeBusyTimeout(options: ResolvedSqliteStorageOptions): number {
+  return Math.min(NATIVE_BUSY_WAIT_MS, options.busyTimeout)
 }

@@ -49,10 +49,12 @@ import { isOutOfDescriptors, SqliteHandle } from './handles/sqlite-handle.js'
 import { runWorkerMigrations } from './migration/worker-migration-runner.js'
 import {
   type JournalMode,
+  nativeBusyTimeout,
   openPragmas,
   type ResolvedSqliteStorageOptions,
   resolveOptions,
   type SqliteStorageOptions,
+  tenantOpenPragmas,
 } from './sqlite-storage-config.js'
 
 /** SQLite's compile-time limit on attached databases in better-sqlite3's build. */
@@ -347,40 +349,48 @@ class SqliteStorage implements StorageAdapter {
     const other = layout === 'flat' ? 'hashed' : 'flat'
     let moved = 0
     let inPlace = 0
+    const failed: { id: string; error: Error }[] = []
     for (const id of await this.#listIds()) {
       const source = this.#paths.inLayout(id, other)
       const target = this.#paths.inLayout(id, layout)
-      const done = await this.#locks.hold(
-        [id],
-        { op: 'layout', id, source, target },
-        async (): Promise<'moved' | 'in-place'> => {
-          if (!fs.existsSync(source)) return 'in-place'
-          if (fs.existsSync(target)) {
-            if (!sameInode(source, target)) {
-              throw new StorageError(
-                `Tenant "${id}" has a file in both layouts (${source} and ${target}) that are not the same file; nothing was moved. Keep the right one and remove the other.`,
-                { tenantId: id },
-              )
-            }
-          } else {
-            await this.#whileQuiet(id, source, () => {
-              fs.mkdirSync(path.dirname(target), { recursive: true })
-              fs.linkSync(source, target)
-              this.#syncDirectory(path.dirname(target))
-            })
-          }
-          // Both names are the same file now: dropping the old one moves it.
-          removeFile(source)
-          this.#syncDirectory(path.dirname(source))
-          for (const side of withSideFiles(source).slice(1)) removeFile(side)
-          return 'moved'
-        },
-      )
+      let done: 'moved' | 'in-place'
+      try {
+        done = await this.#moveToLayout(id, source, target)
+      } catch (error) {
+        failed.push({ id, error: error as Error })
+        continue
+      }
       if (done === 'moved') moved++
       else inPlace++
-      options.onProgress?.({ done: moved + inPlace, id })
+      options.onProgress?.({ done: moved + inPlace + failed.length, id })
     }
-    return { moved, inPlace }
+    return { moved, inPlace, failed }
+  }
+
+  /** Moves one tenant's file between layouts under its lock (link, then unlink: resumable at every step). */
+  #moveToLayout(id: string, source: string, target: string): Promise<'moved' | 'in-place'> {
+    return this.#locks.hold([id], { op: 'layout', id, source, target }, async (): Promise<'moved' | 'in-place'> => {
+      if (!fs.existsSync(source)) return 'in-place'
+      if (fs.existsSync(target)) {
+        if (!sameInode(source, target)) {
+          throw new StorageError(
+            `Tenant "${id}" has a file in both layouts (${source} and ${target}) that are not the same file; nothing was moved. Keep the right one and remove the other.`,
+            { tenantId: id },
+          )
+        }
+      } else {
+        await this.#whileQuiet(id, source, () => {
+          fs.mkdirSync(path.dirname(target), { recursive: true })
+          fs.linkSync(source, target)
+          this.#syncDirectory(path.dirname(target))
+        })
+      }
+      // Both names are the same file now: dropping the old one moves it.
+      removeFile(source)
+      this.#syncDirectory(path.dirname(source))
+      for (const side of withSideFiles(source).slice(1)) removeFile(side)
+      return 'moved'
+    })
   }
 
   async *list(): AsyncIterable<string> {
@@ -588,9 +598,15 @@ class SqliteStorage implements StorageAdapter {
       // The pragmas are inside the retry: they make the first read, which is when a
       // WAL file opens its -wal and -shm (two more descriptors) and can hit EMFILE.
       db = this.#withDescriptorRetry(() => {
-        const opened = new Database(file, { fileMustExist: true })
+        const opened = new Database(file, { fileMustExist: true, timeout: nativeBusyTimeout(this.#options) })
         try {
-          opened.exec(openPragmas(this.#options, this.#options.journalMode))
+          // WAL: always a statement here, since the first read opens the -wal and -shm (two more
+          // descriptors) and must be retried with the open. Otherwise only the pragmas that change something.
+          const pragmas =
+            this.#options.journalMode === 'wal'
+              ? openPragmas(this.#options, 'wal')
+              : tenantOpenPragmas(this.#options, this.#options.journalMode)
+          if (pragmas !== '') opened.exec(pragmas)
         } catch (error) {
           opened.close()
           throw error

@@ -5,10 +5,20 @@ import * as zlib from 'node:zlib'
 import { StorageError, type StorageFailure } from '@shardines/core'
 import { withSideFiles } from './tenant-paths.js'
 
-/** Which file a handle has open: device and inode, as `lstat` reports them. */
+/**
+ * Which file a handle has open: device, inode and creation time, as `lstat`
+ * reports them (the creation time tells a re-created file that got a freed
+ * inode number back from the one it replaced, where the filesystem keeps it).
+ */
 export interface FileIdentity {
   readonly dev: number
   readonly ino: number
+  readonly born: number
+}
+
+/** A string naming the file for as long as it exists (`StorageHandle.fileKey`). */
+export function fileKeyOf(identity: FileIdentity): string {
+  return `${identity.dev}:${identity.ino}:${identity.born}`
 }
 
 /**
@@ -44,13 +54,19 @@ export function inspectTenantFile(tenantId: string, file: string): FileIdentity 
       { tenantId, reason: 'empty-file' },
     )
   }
-  return { dev: stat.dev, ino: stat.ino }
+  return { dev: stat.dev, ino: stat.ino, born: stat.birthtimeMs }
 }
 
 /** Whether `file` is still the file `identity` names (one `lstat`). */
 export function isSameFile(file: string, identity: FileIdentity): boolean {
   const stat = fs.lstatSync(file, { throwIfNoEntry: false })
-  return stat !== undefined && stat.ino === identity.ino && stat.dev === identity.dev && stat.isFile()
+  return (
+    stat !== undefined &&
+    stat.ino === identity.ino &&
+    stat.dev === identity.dev &&
+    stat.birthtimeMs === identity.born &&
+    stat.isFile()
+  )
 }
 
 /** A failure to open or read a tenant's file, classified, as that tenant's typed error. */

@@ -85,6 +85,14 @@ export interface StorageHandle {
   resetConnection(): void | Promise<void>
   /** True once the handle has been closed (evicted, destroyed or shut down). */
   readonly closed: boolean
+  /**
+   * Optional: names the file this handle has open, for as long as that file
+   * exists (e.g. device, inode and creation time). Core remembers which files
+   * passed the version check, so reopening an evicted tenant whose file is
+   * the same one skips it: migrations change a file in place, and a re-created
+   * tenant is a new file.
+   */
+  readonly fileKey?: string | undefined
 }
 
 /**

@@ -64,4 +64,6 @@ export interface LayoutMigrationReport {
   readonly moved: number
   /** Tenant files already there. */
   readonly inPlace: number
+  /** Tenants that could not be moved (left where they were), each with its error. */
+  readonly failed: readonly { readonly id: string; readonly error: Error }[]
 }

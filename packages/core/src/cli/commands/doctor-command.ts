@@ -42,7 +42,11 @@ export async function layoutCommand(
       }
     },
   })
-  out.line(`moved ${report.moved} tenant file${report.moved === 1 ? '' : 's'}; ${report.inPlace} already in place`)
-  if (out.json) out.result(report)
-  return 0
+  for (const { id, error } of report.failed) out.error(`could not move tenant ${id}: ${error.message}`)
+  out.line(
+    `moved ${report.moved} tenant file${report.moved === 1 ? '' : 's'}; ${report.inPlace} already in place; ${report.failed.length} failed`,
+  )
+  if (out.json)
+    out.result({ ...report, failed: report.failed.map(({ id, error }) => ({ id, message: error.message })) })
+  return report.failed.length > 0 ? 1 : 0
 }
