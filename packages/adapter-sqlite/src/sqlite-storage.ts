@@ -594,19 +594,18 @@ class SqliteStorage implements StorageAdapter {
     }
     if (identity === undefined) throw this.#missing(tenantId)
     let db: Database.Database
+    let stamp = 0
     try {
-      // The pragmas are inside the retry: they make the first read, which is when a
-      // WAL file opens its -wal and -shm (two more descriptors) and can hit EMFILE.
+      // The first read is inside the retry: it is when a WAL file opens its -wal and -shm (two
+      // more descriptors) and can hit EMFILE. It reads user_version (core's version check, which
+      // then runs no statement of its own), and SQLite checks the header and the file's size on
+      // that read: a foreign, cut or unreadable file fails here, as this tenant's error.
       db = this.#withDescriptorRetry(() => {
         const opened = new Database(file, { fileMustExist: true, timeout: nativeBusyTimeout(this.#options) })
         try {
-          // WAL: always a statement here, since the first read opens the -wal and -shm (two more
-          // descriptors) and must be retried with the open. Otherwise only the pragmas that change something.
-          const pragmas =
-            this.#options.journalMode === 'wal'
-              ? openPragmas(this.#options, 'wal')
-              : tenantOpenPragmas(this.#options, this.#options.journalMode)
+          const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode)
           if (pragmas !== '') opened.exec(pragmas)
+          stamp = opened.prepare('pragma user_version').pluck().get() as number
         } catch (error) {
           opened.close()
           throw error
@@ -619,7 +618,7 @@ class SqliteStorage implements StorageAdapter {
       if (isBusyError(error)) throw error
       throw storageFailure(tenantId, file, error)
     }
-    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn, identity)
+    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn, identity, stamp)
   }
 
   /** The error for a tenant with no live file: archived, or not there at all. */

@@ -239,9 +239,6 @@ const TENANT_READABLE: ReadonlySet<string> = new Set([APEX])
 /** `t.models` / `shard.models` of an instance created without `models`. */
 const EMPTY_MODELS = Object.freeze({})
 
-/** How many files' passed version checks are remembered (see `#readyFiles`). */
-const READY_FILES_MAX = 100_000
-
 /**
  * One ATTACH compiler per tenant handle, shared by its scopes: compiling is
  * synchronous (no two compilations interleave), and building a compiler binds
@@ -430,19 +427,12 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     if (!ready) return lease
     const state = stateOf(lease.handle)
     if (state.ready) return lease
-    const fileKey = lease.handle.fileKey
-    if (fileKey !== undefined && this.#readyFiles.has(fileKey)) {
-      // The same file passed the version check before this handle (evicted since) was opened.
-      state.ready = true
-      return lease
-    }
     try {
       state.readying ??= this.#makeReady(tenantId, lease).finally(() => {
         state.readying = null
       })
       await state.readying
       state.ready = true
-      if (fileKey !== undefined) this.#rememberReady(fileKey)
       return lease
     } catch (error) {
       lease.release()
@@ -450,26 +440,13 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     }
   }
 
-  /**
-   * Files (by `StorageHandle.fileKey`) that passed the version check, oldest
-   * forgotten first beyond READY_FILES_MAX: a pool miss on one of them skips
-   * the check (measured: about a tenth of a miss).
-   */
-  readonly #readyFiles = new Set<string>()
-
-  #rememberReady(fileKey: string): void {
-    if (this.#readyFiles.size >= READY_FILES_MAX) {
-      const oldest = this.#readyFiles.values().next().value
-      if (oldest !== undefined) this.#readyFiles.delete(oldest)
-    }
-    this.#readyFiles.add(fileKey)
-  }
-
   /** The version check on open (one pragma), then lazy migration or the 'check' error. */
   async #makeReady(tenantId: string, lease: TenantLease): Promise<void> {
     if (this.migrateOnOpen === 'off') return
     const { tenant } = await this.migrationSets()
-    const stamp = await readVersionStamp(lease.handle, this.storage.busyTimeout)
+    // The adapter may have read the stamp while it opened the file (its first read): no statement then.
+    const opened = lease.opened ? lease.handle.versionStampAtOpen : undefined
+    const stamp = opened ?? (await readVersionStamp(lease.handle, this.storage.busyTimeout))
     if (stamp === tenant.latestStamp) return
     if (this.migrateOnOpen === 'check') {
       const applied = await appliedMigrations(lease.handle, tenantId, tenant)

@@ -16,11 +16,6 @@ export interface FileIdentity {
   readonly born: number
 }
 
-/** A string naming the file for as long as it exists (`StorageHandle.fileKey`). */
-export function fileKeyOf(identity: FileIdentity): string {
-  return `${identity.dev}:${identity.ino}:${identity.born}`
-}
-
 /**
  * Checks what is at a tenant's path before SQLite opens it: undefined when
  * nothing is there; a typed `StorageError` naming the tenant for a symbolic
@@ -54,8 +49,18 @@ export function inspectTenantFile(tenantId: string, file: string): FileIdentity 
       { tenantId, reason: 'empty-file' },
     )
   }
+  if (stat.size < MIN_DATABASE_BYTES) {
+    // SQLite would read the missing header as zeros and take the file for a new, empty database.
+    throw new StorageError(
+      `Tenant "${tenantId}"'s file ${file} has ${stat.size} bytes, less than one database page: not a database Shardines made (a copy cut short?). Restore it from a backup.`,
+      { tenantId, reason: 'not-a-database' },
+    )
+  }
   return { dev: stat.dev, ino: stat.ino, born: stat.birthtimeMs }
 }
+
+/** SQLite's smallest page: a database with anything in it is at least one page long. */
+const MIN_DATABASE_BYTES = 512
 
 /** Whether `file` is still the file `identity` names (one `lstat`). */
 export function isSameFile(file: string, identity: FileIdentity): boolean {

@@ -20,7 +20,7 @@ import {
 } from '@shardines/core'
 import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
-import { type FileIdentity, fileKeyOf } from '../files/tenant-files.js'
+import type { FileIdentity } from '../files/tenant-files.js'
 
 /**
  * Whether an error means the process ran out of file descriptors. SQLite says
@@ -409,7 +409,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
    */
   /** The file this handle has open (device and inode when it was opened), for a tenant's handle. */
   readonly identity: FileIdentity | undefined
-  readonly fileKey: string | undefined
+  readonly versionStampAtOpen: number | undefined
 
   constructor(
     name: string,
@@ -417,11 +417,12 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     statementCacheSize: number,
     freeDescriptors?: () => boolean,
     identity?: FileIdentity,
+    versionStampAtOpen?: number,
   ) {
     this.name = name
     this.db = db
     this.identity = identity
-    this.fileKey = identity === undefined ? undefined : fileKeyOf(identity)
+    this.versionStampAtOpen = versionStampAtOpen
     this.#cacheSize = statementCacheSize
     this.#statements = new GuardedStatements(
       db,

@@ -86,13 +86,12 @@ export interface StorageHandle {
   /** True once the handle has been closed (evicted, destroyed or shut down). */
   readonly closed: boolean
   /**
-   * Optional: names the file this handle has open, for as long as that file
-   * exists (e.g. device, inode and creation time). Core remembers which files
-   * passed the version check, so reopening an evicted tenant whose file is
-   * the same one skips it: migrations change a file in place, and a re-created
-   * tenant is a new file.
+   * Optional: the database's `user_version` as read when the adapter opened
+   * the file (its first read, which also proves the file is a whole
+   * database). Core's version check on that acquisition uses it instead of
+   * running `pragma user_version` itself.
    */
-  readonly fileKey?: string | undefined
+  readonly versionStampAtOpen?: number | undefined
 }
 
 /**
