@@ -774,6 +774,7 @@ class SqliteStorage implements StorageAdapter {
    * lower `maxOpen` (warning once). False when every handle is pinned.
    */
   #freeDescriptors(): boolean {
+    const openWhenOut = this.#pool.size
     if (!this.#pool.evictOne()) return false
     // Leave headroom, not one spare descriptor: every handle in a write transaction opens a
     // journal too, and the process needs descriptors of its own.
@@ -785,7 +786,7 @@ class SqliteStorage implements StorageAdapter {
     if (!this.#warnedDescriptors) {
       this.#warnedDescriptors = true
       this.#options.onWarning(
-        `shardines: the process ran out of file descriptors with ${this.#pool.size + 1} tenant handles open; lowering maxOpen from ${this.#options.maxOpen} to ${this.#pool.maxOpen}. Raise the limit (ulimit -n) or lower maxOpen.`,
+        `shardines: the process ran out of file descriptors with ${openWhenOut} tenant handles open; lowering maxOpen from ${this.#options.maxOpen} to ${this.#pool.maxOpen}. Raise the limit (ulimit -n) or lower maxOpen.`,
       )
     }
     return true

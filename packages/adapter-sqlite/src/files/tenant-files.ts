@@ -70,7 +70,9 @@ export function isSameFile(file: string, identity: FileIdentity): boolean {
     stat.ino === identity.ino &&
     stat.dev === identity.dev &&
     stat.birthtimeMs === identity.born &&
-    stat.isFile()
+    stat.isFile() &&
+    // Cut below one page in place (same file): reopened, and then refused as not a database.
+    stat.size >= MIN_DATABASE_BYTES
   )
 }
 

@@ -35,6 +35,17 @@ export function isOutOfDescriptors(error: unknown): boolean {
   return code === 'SQLITE_CANTOPEN' && descriptorsExhausted()
 }
 
+/**
+ * The process is out of file descriptors and every tenant handle is held by a
+ * running scope, so none can be closed to make room: a typed error naming the tenant.
+ */
+export function outOfDescriptors(tenantId: string, doing: string, cause: unknown): StorageError {
+  return new StorageError(
+    `Tenant "${tenantId}": out of file descriptors while ${doing}, and every open tenant handle is in use by a running scope. Raise the process's limit (ulimit -n) or lower maxOpen.`,
+    { tenantId, reason: 'cannot-open', cause, driverCode: (cause as { code?: string }).code },
+  )
+}
+
 /** How many descriptors the probe asks for: a database's own, its journal or -wal and -shm, and one more. */
 const PROBE_DESCRIPTORS = 4
 
@@ -476,7 +487,8 @@ export class SqliteHandle implements StorageHandle, SyncReader {
           break
         } catch (error) {
           // Out of descriptors: close idle handles and retry, as a write does.
-          if (!isOutOfDescriptors(error) || this.#freeDescriptors?.() !== true) throw error
+          if (!isOutOfDescriptors(error)) throw error
+          if (this.#freeDescriptors?.() !== true) throw outOfDescriptors(this.name, 'opening a separate reader', error)
         }
       }
     }
@@ -524,8 +536,8 @@ export class SqliteHandle implements StorageHandle, SyncReader {
       try {
         return spreadable(parameters) ? statement.run(...parameters) : statement.run(parameters)
       } catch (error) {
-        if (!isOutOfDescriptors(error) || this.db.inTransaction !== inTransaction || !this.#freeDescriptors())
-          throw error
+        if (!isOutOfDescriptors(error) || this.db.inTransaction !== inTransaction) throw error
+        if (!this.#freeDescriptors()) throw outOfDescriptors(this.name, 'writing (its journal)', error)
       }
     }
   }
@@ -545,7 +557,8 @@ export class SqliteHandle implements StorageHandle, SyncReader {
         break
       } catch (error) {
         // Out of descriptors while opening the attached file: free some and retry, as an open does.
-        if (!isOutOfDescriptors(error) || this.#freeDescriptors?.() !== true) throw error
+        if (!isOutOfDescriptors(error)) throw error
+        if (this.#freeDescriptors?.() !== true) throw outOfDescriptors(this.name, `attaching ${schema}`, error)
       }
     }
     this.#attached.add(schema)
