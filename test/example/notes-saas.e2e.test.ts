@@ -8,7 +8,7 @@ import { request } from '../http/http-client.js'
 import { startNotesSaas } from './notes-saas-harness.js'
 
 // The example app end to end, over real HTTP on 127.0.0.1: every route a user of the demo would touch.
-const app = await startNotesSaas()
+const app = await startNotesSaas({ adminToken: 'e2e-admin' })
 const { base, shard, dir } = app
 const accountId = async (email: string) =>
   (await shard.apex.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirstOrThrow()).id
@@ -200,7 +200,9 @@ describe('notes-saas over HTTP', () => {
   })
 
   test('the admin report visits every tenant through mapTenants and matches the data', async () => {
-    const res = await request(base, 'GET', '/admin/report?concurrency=3')
+    const res = await request(base, 'GET', '/admin/report?concurrency=3', {
+      headers: { authorization: 'Bearer e2e-admin' },
+    })
     assert.equal(res.status, 200)
     const ids: string[] = []
     for await (const id of shard.tenants.list()) ids.push(id)
@@ -249,6 +251,16 @@ describe('notes-saas over HTTP', () => {
     const landing = await request(base, 'GET', '/')
     assert.match(landing.text, /<a href="\/t\/acme\/">Acme Corp<\/a>/)
   })
+})
+
+test('secure by default: without ADMIN_TOKEN the admin routes answer 401 to every request', async () => {
+  const open = await startNotesSaas()
+  for (const headers of [{}, { authorization: 'Bearer ' }, { authorization: 'Bearer undefined' }]) {
+    const res = await request(open.base, 'GET', '/admin/report', { headers })
+    assert.equal(res.status, 401, JSON.stringify(headers))
+    assert.equal(res.json.error.code, 'UNAUTHORIZED')
+    assert.match(res.json.error.message, /ADMIN_TOKEN/)
+  }
 })
 
 test('with ADMIN_TOKEN set, the admin report needs the bearer token', async () => {

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import { Hono } from 'hono'
 import { HttpError, positiveInt } from './http-error.js'
 import type { NotesShard } from './shard.js'
@@ -10,8 +11,16 @@ import type { NotesShard } from './shard.js'
  */
 export function adminRoutes(shard: NotesShard, adminToken: string | undefined): Hono {
   const r = new Hono()
+  // Secure by default: with no token configured the admin routes answer 401 to everyone.
   r.use('*', async (c, next) => {
-    if (adminToken !== undefined && c.req.header('authorization') !== `Bearer ${adminToken}`) {
+    if (adminToken === undefined || adminToken === '') {
+      throw new HttpError(
+        401,
+        'UNAUTHORIZED',
+        'The admin routes are off: start the app with ADMIN_TOKEN set, then send "Authorization: Bearer <ADMIN_TOKEN>".',
+      )
+    }
+    if (!sameSecret(c.req.header('authorization') ?? '', `Bearer ${adminToken}`)) {
       throw new HttpError(401, 'UNAUTHORIZED', 'The admin routes need "Authorization: Bearer <ADMIN_TOKEN>".')
     }
     await next()
@@ -70,4 +79,11 @@ export function adminRoutes(shard: NotesShard, adminToken: string | undefined): 
     })
   })
   return r
+}
+
+/** Compares a presented secret with the expected one in constant time. */
+function sameSecret(presented: string, expected: string): boolean {
+  const a = Buffer.from(presented)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -15,7 +15,7 @@ export interface AppOptions {
   maxBodyBytes?: number
   /** Domains whose subdomains name tenants (`acme.localhost`). Default `['localhost']`. */
   baseDomains?: string[]
-  /** When set, `/admin/*` needs `Authorization: Bearer <adminToken>`. */
+  /** `/admin/*` needs `Authorization: Bearer <adminToken>`; without one configured it answers 401 to everyone. */
   adminToken?: string | undefined
   /** Adds routes to the tenant router; give them `scoped` to run inside the tenant's scope. */
   extendTenantRoutes?: (router: Hono, scoped: MiddlewareHandler) => void

@@ -3,7 +3,8 @@
  *
  *   npx -y pnpm@10.34.9 install && npx -y pnpm@10.34.9 demo
  *
- * Environment: PORT (default 3000), NOTES_DATA_DIR (default ./data), ADMIN_TOKEN (optional).
+ * Environment: PORT (default 3000), NOTES_DATA_DIR (default ./data), ADMIN_TOKEN (the admin
+ * routes' bearer token; without it they answer 401 to everyone).
  */
 import * as path from 'node:path'
 import { seed } from './seed.js'
@@ -44,7 +45,7 @@ Try tenant routing (paste into another terminal):
   # a staging copy, a download of a tenant, the report across tenants
   curl -s -X POST ${u}/t/acme/fork
   curl -s -o acme.sqlite3 ${u}/t/acme/export
-  curl -s${auth} ${u}/admin/report
+  curl -s${auth} ${u}/admin/report${adminToken ? '' : '   # 401 until ADMIN_TOKEN is set'}
 
 In a browser: ${u}/t/acme/  or  http://acme.localhost:${server.port}/
 Stop with Ctrl+C.`)
