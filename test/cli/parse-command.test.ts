@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 // The parser is internal to the CLI (not exported from @shardines/core): tested from source.
-import { CliUsageError, parseCommand } from '../../packages/core/src/cli/parse-command.js'
+import { CliUsageError, commandUsage, parseCommand } from '../../packages/core/src/cli/parse-command.js'
+import { InvalidTenantIdError } from '../../packages/core/src/errors.js'
+import { assertTenantId } from '../../packages/core/src/tenant/tenant-id.js'
 
 test('parseCommand: each command line becomes one case of the union', () => {
   const cases: Array<[string[], unknown]> = [
@@ -37,7 +39,7 @@ test('parseCommand: bad command lines are usage errors that say what is wrong', 
     [['tenants', 'list', '--yes'], /tenants list does not take --yes/],
     [['backup', 'acme'], /backup takes ID DEST/],
     [['backup', 'a', 'b', 'c'], /not "c"/],
-    [['migrate', '--frobnicate'], /Unknown option '--frobnicate'/],
+    [['migrate', '--frobnicate'], /Unknown option --frobnicate for migrate/],
     [['deploy'], /Unknown command "deploy"/],
   ]
   for (const [argv, message] of bad) {
@@ -50,4 +52,24 @@ test('parseCommand: bad command lines are usage errors that say what is wrong', 
       },
     )
   }
+})
+
+test('CLI messages: an unknown flag names the command and its help; --help per command; upper-case ids are told they must be lower case', () => {
+  assert.throws(
+    () => parseCommand(['migrate', '--foo']),
+    (error: unknown) =>
+      error instanceof CliUsageError &&
+      error.message === 'Unknown option --foo for migrate. See shardines migrate --help.' &&
+      !/positional argument/.test(error.message),
+  )
+  assert.deepEqual(parseCommand(['tenants', '--help']).command, { kind: 'help', command: 'tenants' })
+  assert.deepEqual(parseCommand(['help', 'doctor']).command, { kind: 'help', command: 'doctor' })
+  const tenants = commandUsage('tenants') ?? ''
+  assert.match(tenants, /tenants rename FROM TO/)
+  assert.doesNotMatch(tenants, /codegen/)
+  assert.equal(commandUsage('nosuch'), undefined)
+  assert.throws(
+    () => assertTenantId('Acme'),
+    (error: unknown) => error instanceof InvalidTenantIdError && /lower case: "acme"/.test(error.message),
+  )
 })

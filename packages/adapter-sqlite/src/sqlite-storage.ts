@@ -437,7 +437,7 @@ class SqliteStorage implements StorageAdapter {
 
   async backup(name: string, destPath: string, options: { readonly overwrite?: boolean } = {}): Promise<void> {
     this.#assertOpen()
-    if (name !== APEX && (this.#doomed.has(name) || !fs.existsSync(this.#paths.tenant(name)))) {
+    if (name !== APEX && (this.#doomed.has(name) || this.#liveFile(name) === undefined)) {
       throw new TenantNotFoundError(name)
     }
     const dest = this.#backupDestination(name, destPath, options.overwrite === true)
@@ -561,7 +561,7 @@ class SqliteStorage implements StorageAdapter {
     return runWorkerMigrations(
       { ...job, onOutcome },
       {
-        fileOf: (id) => this.#paths.tenant(id),
+        fileOf: (id) => this.#liveFile(id) ?? this.#paths.tenant(id),
         // A worker blocks only itself: SQLite's own wait can be the whole busy timeout there.
         pragmas: openPragmas(this.#options, this.#options.journalMode, this.#options.busyTimeout),
         busyTimeout: this.#options.busyTimeout,

@@ -77,7 +77,7 @@ export class TenantNotFoundError extends ShardinesError {
   constructor(tenantId: string) {
     super(
       'TENANT_NOT_FOUND',
-      `Tenant "${tenantId}" does not exist. Create it with shard.tenants.create("${tenantId}").`,
+      `Tenant "${tenantId}" does not exist. Create it with shard.tenants.create("${tenantId}") (CLI: shardines tenants create ${tenantId}).`,
       { tenantId },
     )
   }

@@ -25,7 +25,7 @@ export type ParsedCommand =
   | { readonly kind: 'layout-migrate' }
   | { readonly kind: 'backup'; readonly id: string; readonly dest: string; readonly overwrite: boolean }
   | { readonly kind: 'codegen'; readonly out: string | undefined; readonly verify: boolean }
-  | { readonly kind: 'help' }
+  | { readonly kind: 'help'; readonly command?: string }
   | { readonly kind: 'version' }
 
 /** Options every command takes. */
@@ -114,7 +114,7 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
-    throw new CliUsageError((error as Error).message)
+    throw new CliUsageError(usageProblem(error as Error & { code?: string }, argv))
   }
   const { values, positionals } = parsed
   const global: GlobalOptions = { config: values.config, json: values.json }
@@ -135,7 +135,10 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
     }
   }
   if (values.version) return { command: { kind: 'version' }, global }
-  if (values.help || positionals.length === 0) return { command: { kind: 'help' }, global }
+  if (values.help || positionals.length === 0) {
+    const topic = positionals[0]
+    return { command: topic === undefined ? { kind: 'help' } : { kind: 'help', command: topic }, global }
+  }
   const [name, ...rest] = positionals as [string, ...string[]]
 
   const command = match<[string, readonly string[]], ParsedCommand>([name, rest])
@@ -224,7 +227,7 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
       arity('codegen', [], rest)
       return { kind: 'codegen', out: values.out, verify: values.verify }
     })
-    .with(['help', P._], () => ({ kind: 'help' }))
+    .with(['help', P._], () => (rest[0] === undefined ? { kind: 'help' } : { kind: 'help', command: rest[0] }))
     .otherwise(() => {
       throw new CliUsageError(`Unknown command "${name}".`)
     })
@@ -245,4 +248,35 @@ function parseConcurrency(value: string | undefined): number | undefined {
   if (!Number.isInteger(n) || n < 1)
     throw new CliUsageError(`--concurrency must be a whole number of at least 1, not "${value}".`)
   return n
+}
+
+/** parseArgs' complaint, said for this CLI (which command, which flag, where to look). */
+function usageProblem(error: Error & { code?: string }, argv: readonly string[]): string {
+  const command = argv.find((a) => !a.startsWith('-'))
+  const flag = /'(-[^']*)'/.exec(error.message)?.[1]
+  const help = command === undefined ? 'shardines --help' : `shardines ${command} --help`
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag !== undefined)
+    return `Unknown option ${flag}${command === undefined ? '' : ` for ${command}`}. See ${help}.`
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag !== undefined)
+    return `Option ${flag.split(' ')[0]} needs a value. See ${help}.`
+  return `${error.message} See ${help}.`
+}
+
+/**
+ * The usage of one command (`shardines tenants --help`): its lines of
+ * {@link USAGE} and the options every command takes; undefined for an unknown command.
+ */
+export function commandUsage(command: string): string | undefined {
+  const lines = USAGE.split('\n')
+  const start = lines.indexOf('Commands:')
+  const end = lines.indexOf('', start)
+  const picked: string[] = []
+  let taking = false
+  for (const line of lines.slice(start + 1, end)) {
+    if (/^ {2}\S/.test(line)) taking = line.trimStart().startsWith(`${command} `) || line.trim() === command
+    if (taking) picked.push(line)
+  }
+  if (picked.length === 0) return undefined
+  const options = lines.slice(lines.indexOf('Options:'))
+  return [`Usage: shardines ${command} …`, '', ...picked, '', ...options].join('\n')
 }

@@ -9,7 +9,7 @@ import { migrateCommand } from './commands/migrate-command.js'
 import { statusCommand } from './commands/status-command.js'
 import { tenantsCommand } from './commands/tenants-command.js'
 import { CliConfigError, loadConfig } from './load-config.js'
-import { CliUsageError, parseCommand, USAGE } from './parse-command.js'
+import { CliUsageError, commandUsage, parseCommand, USAGE } from './parse-command.js'
 
 /** Exit codes of `shardines`. */
 export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 })
@@ -34,11 +34,22 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   try {
     parsed = parseCommand(argv)
   } catch (error) {
-    env.stderr.write(`shardines: ${(error as Error).message}\n\n${USAGE}\n`)
+    const topic = argv.find((a) => !a.startsWith('-'))
+    const usage = (topic === undefined ? undefined : commandUsage(topic)) ?? USAGE
+    env.stderr.write(`shardines: ${(error as Error).message}\n\n${usage}\n`)
     return EXIT.usage
   }
   const { command, global } = parsed
   if (command.kind === 'help') {
+    if (command.command !== undefined) {
+      const usage = commandUsage(command.command)
+      if (usage === undefined) {
+        env.stderr.write(`shardines: Unknown command "${command.command}".\n\n${USAGE}\n`)
+        return EXIT.usage
+      }
+      env.stdout.write(`${usage}\n`)
+      return EXIT.ok
+    }
     env.stdout.write(`${USAGE}\n`)
     return EXIT.ok
   }

@@ -28,6 +28,9 @@ function tenantIdProblem(id: unknown): string {
   if (id.length === 0) return 'it is empty'
   if (id.length > MAX_TENANT_ID_LENGTH) return `it is ${id.length} characters long (64 at most)`
   if (RESERVED_TENANT_IDS.has(id)) return `"${id}" is reserved`
+  if (/[A-Z]/.test(id) && isValidTenantId(id.toLowerCase()))
+    return `it has upper-case letters (tenant ids are lower case: "${id.toLowerCase()}")`
+  if (/^[A-Z]/.test(id)) return 'it has upper-case letters (tenant ids are lower case)'
   if (!/^[a-z0-9]/.test(id)) return 'it must start with a letter a-z or a digit'
   const bad = [...id].find((c) => !/[a-z0-9_-]/.test(c)) ?? ''
   const code = `U+${(bad.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`
