@@ -255,7 +255,8 @@ describe('notes-saas over HTTP', () => {
 
 test('secure by default: without ADMIN_TOKEN the admin routes answer 401 to every request', async () => {
   const open = await startNotesSaas()
-  for (const headers of [{}, { authorization: 'Bearer ' }, { authorization: 'Bearer undefined' }]) {
+  const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer ' }, { authorization: 'Bearer undefined' }]
+  for (const headers of attempts) {
     const res = await request(open.base, 'GET', '/admin/report', { headers })
     assert.equal(res.status, 401, JSON.stringify(headers))
     assert.equal(res.json.error.code, 'UNAUTHORIZED')
