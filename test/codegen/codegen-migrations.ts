@@ -1,4 +1,5 @@
-import type { Kysely, Migration } from 'kysely'
+import type { Migration } from '@shardines/core'
+import type { Kysely } from 'kysely'
 
 /** A small schema for the codegen tests: one apex table, one tenant table, and a later migration adding a column. */
 export const apexMigrations: Record<string, Migration> = {

@@ -18,6 +18,7 @@ import { describe, test } from 'node:test'
 import {
   createShardines,
   InvalidTenantIdError,
+  type Migration,
   MigrationError,
   NoTenantError,
   ShardinesClosedError,
@@ -27,7 +28,7 @@ import {
   TenantScopeClosedError,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
-import { type Migration, sql } from 'kysely'
+import { sql } from 'kysely'
 import { caught, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { makeShard, type StorageFactory, tenantMigrations } from '../helpers/fixtures.js'
 import { mainFileOf, openPathsUnder } from '../helpers/open-files.js'

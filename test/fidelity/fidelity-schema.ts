@@ -3,7 +3,8 @@
  * (`up`), run by Shardines when it creates the tenant and run directly on the
  * plain file for bare Kysely. Pure data: importing it loads no harness.
  */
-import { type Generated, type Kysely, type Migration, sql } from 'kysely'
+import type { Migration } from '@shardines/core'
+import { type Generated, type Kysely, sql } from 'kysely'
 
 export interface DB {
   items: { id: Generated<number>; name: string; qty: Generated<number>; category: string | null; meta: string | null }

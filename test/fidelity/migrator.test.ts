@@ -4,7 +4,8 @@
 // DDL): it relies on `db.connection()` being exclusive, so concurrent
 // migrateToLatest() calls apply each migration once. The bookkeeping tables
 // get their own names here, apart from the ones Shardines keeps.
-import { type Kysely, type Migration, type MigrationResultSet, Migrator, NO_MIGRATIONS, sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
+import { type Migration, type MigrationResultSet, Migrator, NO_MIGRATIONS } from '../helpers/kysely-migration.js'
 import { type DB, delay, describeError, differential, outcomes, rowsOf } from './harness.js'
 
 /** A Migrator over `migrations` with its tables named apart from Shardines' own `kysely_migration`. */

@@ -2,7 +2,8 @@
  * The fixture schema shared by the tests and the benchmarks: two apex tables,
  * two tenant migrations. Pure data: importing it loads no test harness.
  */
-import type { Generated, Migration } from 'kysely'
+import type { Migration } from '@shardines/core'
+import type { Generated } from 'kysely'
 
 export interface ApexDB {
   accounts: { id: Generated<number>; email: string; plan: Generated<string> }

@@ -1,4 +1,5 @@
 import { sqliteStorage } from '@shardines/adapter-sqlite'
+import type { Migration } from '@shardines/core'
 import {
   apex,
   createShardines,
@@ -7,7 +8,7 @@ import {
   type ShardinesOptions,
   tenanted,
 } from '@shardines/core'
-import type { Generated, Migration } from 'kysely'
+import type { Generated } from 'kysely'
 import {
   type ApexDB,
   apexMigrations,

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import * as path from 'node:path'
 import { test } from 'node:test'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
+import type { Migration } from '@shardines/core'
 import {
   createShardines,
   defineModels,
@@ -22,7 +23,7 @@ import {
   tenanted,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
-import type { Generated, Kysely, Migration } from 'kysely'
+import type { Generated, Kysely } from 'kysely'
 import { randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { tempDir } from '../helpers/temp-dir.js'
 

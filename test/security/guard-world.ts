@@ -11,12 +11,13 @@ import {
   apex,
   createShardines,
   defineModels,
+  type Migration,
   type ShardinesOptions,
   type StorageHandle,
   tenanted,
 } from '@shardines/core'
 import Database from 'better-sqlite3'
-import { type Migration, sql } from 'kysely'
+import { sql } from 'kysely'
 import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from '../helpers/fixture-schema.js'
 import { tempDir } from '../helpers/temp-dir.js'
 

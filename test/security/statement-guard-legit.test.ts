@@ -4,8 +4,8 @@
 // withTenants reads, and writes to the tenant's own tables through every API.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { type Params, ReadOnlyAttachmentError, StatementRefusedError } from '@shardines/core'
-import { type Kysely, type Migration, sql } from 'kysely'
+import { type Migration, type Params, ReadOnlyAttachmentError, StatementRefusedError } from '@shardines/core'
+import { type Kysely, sql } from 'kysely'
 import { caught } from '../helpers/async-helpers.js'
 import { tenantMigrations } from '../helpers/fixture-schema.js'
 import { APEX_ACCOUNTS, makeWorld, rowsOf, seededDocuments, type World } from './guard-world.js'

@@ -1,4 +1,5 @@
-import { type Kysely, type Migration, sql } from 'kysely'
+import type { Migration } from '@shardines/core'
+import { type Kysely, sql } from 'kysely'
 
 /**
  * The migrations behind the golden files in `generated/`: a small schema that

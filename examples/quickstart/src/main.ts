@@ -7,8 +7,9 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
+import type { Migration } from '@shardines/core'
 import { createShardines } from '@shardines/core'
-import type { Generated, Migration } from 'kysely'
+import type { Generated } from 'kysely'
 
 interface ApexDB {
   accounts: { id: Generated<number>; email: string; plan: string }

@@ -2,9 +2,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
-import { APEX, createShardines, InvalidOptionsError, type NamedMigration } from '@shardines/core'
+import { APEX, createShardines, InvalidOptionsError, type Migration, type NamedMigration } from '@shardines/core'
 import Database from 'better-sqlite3'
-import { Kysely, type Migration, SqliteDialect } from 'kysely'
+import { Kysely, SqliteDialect } from 'kysely'
 import {
   type DatabaseMetadata,
   type GenerateOptions,

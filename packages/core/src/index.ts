@@ -61,6 +61,8 @@ export type {
 // For storage adapters' worker runners: load a migration source and apply it to a handle.
 export {
   loadMigrations,
+  type Migration,
+  type MigrationProvider,
   type MigrationSet,
   type MigrationSource,
   type NamedMigration,

@@ -2,8 +2,8 @@
 // Prints "ready", waits for "go" on stdin, creates, prints one JSON line.
 // Usage: create-race-child.ts <dir> <tenantId>
 import { sqliteStorage } from '@shardines/adapter-sqlite'
+import type { Migration } from '@shardines/core'
 import { createShardines, ShardinesError } from '@shardines/core'
-import type { Migration } from 'kysely'
 import { readStdinLine } from '../../helpers/child-process.js'
 import { tenantMigrations } from '../../helpers/fixtures.js'
 

@@ -185,6 +185,8 @@ class ScopedControlledTransactionBuilder<DB> extends SettingsBuilder<ScopedContr
       ...KYSELY_PARTS,
       executor: this.executor.withConnectionProvider(new SingleConnectionProvider(connection)),
       connection: Object.freeze({ connection, release: () => undefined }),
+      // Kysely 0.29 keeps the transaction's status in its props (0.28 ignores it).
+      transactionState: { status: 'active' },
     } as ConstructorParameters<typeof ControlledTransaction>[0])
   }
 }

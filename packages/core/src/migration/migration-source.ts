@@ -1,7 +1,24 @@
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
-import { FileMigrationProvider, type Migration, type MigrationProvider } from 'kysely'
+import { pathToFileURL } from 'node:url'
+import type { Kysely } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
+
+/**
+ * A migration: Kysely's `Migration` shape (`up`, optional `down`). Declared
+ * here because Kysely 0.29 moved its own to `kysely/migration` while 0.28 has
+ * it at the root; this one works with both, and Kysely's migration objects
+ * (and `Migrator` providers) fit it.
+ */
+export interface Migration {
+  up(db: Kysely<any>): Promise<void>
+  down?(db: Kysely<any>): Promise<void>
+}
+
+/** Kysely's `MigrationProvider` shape: anything that lists migrations by name. */
+export interface MigrationProvider {
+  getMigrations(): Promise<Record<string, Migration>>
+}
 
 /**
  * A set of migrations: a folder of migration modules (each exporting `up` and
@@ -54,7 +71,8 @@ export async function loadMigrations(source: MigrationSource, what: string): Pro
 
 function toProvider(source: MigrationSource, what: string): MigrationProvider {
   if (typeof source === 'string') {
-    return new FileMigrationProvider({ fs, path, migrationFolder: path.resolve(source) })
+    const folder = path.resolve(source)
+    return { getMigrations: () => migrationsInFolder(folder) }
   }
   if (isProvider(source)) return source
   if (typeof source === 'object' && source !== null) {
@@ -63,6 +81,28 @@ function toProvider(source: MigrationSource, what: string): MigrationProvider {
   throw new InvalidOptionsError(
     `migrations.${what} must be a folder path, a Kysely MigrationProvider, or a record of name → { up, down? }.`,
   )
+}
+
+/** A module is a migration file when it ends in .js/.ts/.mjs/.mts/.cjs/.cts (declarations excluded). */
+const MIGRATION_FILE = /\.(?:[mc]?js|[mc]?ts)$/
+const DECLARATION_FILE = /\.d\.[mc]?ts$/
+
+/**
+ * The migrations in a folder, as Kysely's `FileMigrationProvider` reads them:
+ * each module's default export, or the module itself, when it has `up`; named
+ * after the file without its extension.
+ */
+async function migrationsInFolder(folder: string): Promise<Record<string, Migration>> {
+  const record: Record<string, Migration> = {}
+  for (const file of (await fs.readdir(folder)).sort()) {
+    if (!MIGRATION_FILE.test(file) || DECLARATION_FILE.test(file)) continue
+    const module = (await import(pathToFileURL(path.join(folder, file)).href)) as {
+      default?: Partial<Migration>
+    } & Partial<Migration>
+    const migration = typeof module.default?.up === 'function' ? module.default : module
+    if (typeof migration.up === 'function') record[file.slice(0, file.lastIndexOf('.'))] = migration as Migration
+  }
+  return record
 }
 
 function isProvider(source: unknown): source is MigrationProvider {
