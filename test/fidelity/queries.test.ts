@@ -418,10 +418,11 @@ differential('query: introspection.getTables() after DDL', async (db) => {
   return (await db.introspection.getTables()).map((t) => ({ name: t.name, columns: t.columns }))
 })
 
-differential('query: introspection.getSchemas() and getMetadata()', async (db) => {
+// getMetadata() is gone in Kysely 0.29 (deprecated in 0.28): getTables() is in both.
+differential('query: introspection.getSchemas() and getTables()', async (db) => {
   const schemas = await db.introspection.getSchemas()
-  const metadata = await db.introspection.getMetadata()
-  return { schemas, tables: metadata.tables.map((t) => t.name) }
+  const tables = await db.introspection.getTables()
+  return { schemas, tables: tables.map((t) => t.name) }
 })
 
 differential('query: schema DDL: alter table add/rename column, rename table, indexes', async (db) => {
