@@ -219,9 +219,7 @@ test('archive killed after staging, repaired by the next restore: the tenant com
   })
 })
 
-test('restore killed after linking the file into place, before removing the archive: the archive goes', {
-  todo: 'doctor() without --fix reports the tenant as a "duplicate" that needs a person (exit 1: "keep one (destroy the live one, or remove this archive)") although the stale restore lock it reports in the same run says what happened, and doctor --fix settles it without anyone: doctor.ts step 4 flags live+archived as duplicate without checking for a stale restore lock of a dead process (step 1 only fixes it with --fix).',
-}, async () => {
+test('restore killed after linking the file into place, before removing the archive: the archive goes', {}, async () => {
   const dir = await folderWith('arc')
   const { gz, json } = await archivedCopy(dir, 'arc')
   // The restore had unpacked the archive aside and linked it into place.
@@ -337,9 +335,7 @@ test('a recovery killed while it held the breaker, and lock files written aside:
   })
 })
 
-test('while a tenant is being archived (not killed), it is always in list() or archived()', {
-  todo: 'from the call (list() skips ids in #doomed) and then from the rename into archive/<id>.staged.sqlite3 until the gzip is renamed into place (the whole compression: tens of ms per MB), the tenant is in neither list() nor archived(): archive-files.ts archivedIds lists only <id>.sqlite3.gz, although withTenant already answers TenantArchivedError (isArchivedFile counts the staged file). A fleet job iterating list() and archived() skips it; after a kill in that window it stays invisible to both until a repair.',
-}, async () => {
+test('while a tenant is being archived (not killed), it is always in list() or archived()', {}, async () => {
   const dir = tempDir()
   const shard = open(dir)
   await shard.tenants.create('big')
@@ -437,9 +433,7 @@ const walKills = [
 ] as const
 
 for (const kill of walKills) {
-  test(`${kill.op} of a WAL tenant killed after the move, its private connection open: doctor --fix removes the -wal and -shm left under the old name`, {
-    todo: `the recovery of a killed ${kill.op} step (sqlite-storage.ts #recover) removes the old name's side files only while the old name itself still exists (rename: "for (const source of this.#tenantFiles(id))"; layout: only when sameInode(source, target); archive: never), and doctor.ts leaves "-wal/-shm whose database is gone" until the 15-minute grace period has passed (abandoned(file, undefined)), even though the stale lock says which process left them and that it is gone. So after doctor --fix an empty -wal and a -shm stay beside the old name.`,
-  }, async () => {
+  test(`${kill.op} of a WAL tenant killed after the move, its private connection open: doctor --fix removes the -wal and -shm left under the old name`, {}, async () => {
     const dir = await folderWith('ra')
     toWal(dir, flatRelativePath('ra'))
     const { wal, shm } = walSidesOfAnotherDatabase(dir)

@@ -281,6 +281,8 @@ async function repairAndCheck(loop: KillLoop, random: () => number, label: strin
   }
   const walSides: string[] = []
   assert.deepEqual(strayFiles(loop.dir, walSides), [], `${label}: files left after doctor --fix`)
+  // Empty -wal/-shm left under a moved file's old name are leftovers too: doctor --fix removes them.
+  assert.deepEqual(walSides, [], `${label}: WAL side files left under an old name after doctor --fix`)
   if (walSides.length > 0) stats.walSidesLeft++
   const shard = open(loop.dir, layout)
   try {

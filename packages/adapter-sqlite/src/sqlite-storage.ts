@@ -85,7 +85,13 @@ class SqliteStorage implements StorageAdapter {
   readonly #paths: TenantPaths
   readonly #pool: HandlePool
   readonly #locks: LifecycleLocks
-  readonly #doomed = new Set<string>()
+  /**
+   * Tenants a lifecycle step of this process is taking away: new acquisitions
+   * are refused at once (archive: `TenantArchivedError`, otherwise
+   * `TenantNotFoundError`). `list()` leaves out only those being destroyed: a
+   * tenant being renamed or archived stays listed until its file moves.
+   */
+  readonly #doomed = new Map<string, 'destroy' | 'rename' | 'archive'>()
   readonly #scratch = new Set<SqliteHandle>()
   #apex: SqliteHandle | undefined
   #tenantsDirReady = false
@@ -120,7 +126,7 @@ class SqliteStorage implements StorageAdapter {
 
   async acquire(tenantId: string): Promise<TenantLease> {
     this.#assertOpen()
-    if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+    if (this.#doomed.has(tenantId)) throw this.#doomedError(tenantId)
     try {
       return this.#pool.acquire(tenantId)
     } catch (error) {
@@ -144,7 +150,7 @@ class SqliteStorage implements StorageAdapter {
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
       delay = Math.min(delay * 2, 50)
       this.#assertOpen()
-      if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+      if (this.#doomed.has(tenantId)) throw this.#doomedError(tenantId)
       try {
         return this.#pool.acquire(tenantId)
       } catch (error) {
@@ -195,7 +201,7 @@ class SqliteStorage implements StorageAdapter {
     this.#assertOpen()
     if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
     // New scopes are refused from this call on, before the lock is taken.
-    this.#doomed.add(tenantId)
+    this.#doomed.set(tenantId, 'destroy')
     try {
       return await this.#locks.hold([tenantId], { op: 'destroy', id: tenantId }, async () => {
         await this.#pool.closeWhenIdle(tenantId)
@@ -224,7 +230,7 @@ class SqliteStorage implements StorageAdapter {
     if (this.#doomed.has(from)) throw new TenantNotFoundError(from)
     if (this.#liveFile(from) === undefined) throw this.#missing(from)
     // New scopes of `from` are refused from this call on, before the lock is taken.
-    this.#doomed.add(from)
+    this.#doomed.set(from, 'rename')
     try {
       await this.#locks.hold([from, to], { op: 'rename', id: from, to }, async () => {
         const source = this.#liveFile(from)
@@ -256,7 +262,7 @@ class SqliteStorage implements StorageAdapter {
     if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
     if (this.#liveFile(tenantId) === undefined) throw this.#missing(tenantId)
     // New scopes are refused from this call on, before the lock is taken.
-    this.#doomed.add(tenantId)
+    this.#doomed.set(tenantId, 'archive')
     try {
       return await this.#locks.hold([tenantId], { op: 'archive', id: tenantId }, async () => {
         const source = this.#liveFile(tenantId)
@@ -395,7 +401,7 @@ class SqliteStorage implements StorageAdapter {
 
   async *list(): AsyncIterable<string> {
     this.#assertOpen()
-    for (const id of await this.#listIds()) if (!this.#doomed.has(id)) yield id
+    for (const id of await this.#listIds()) if (this.#doomed.get(id) !== 'destroy') yield id
   }
 
   /**
@@ -621,6 +627,13 @@ class SqliteStorage implements StorageAdapter {
     return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn, identity, stamp)
   }
 
+  /** The error for a tenant a lifecycle step of this process is taking away. */
+  #doomedError(tenantId: string): TenantArchivedError | TenantNotFoundError {
+    return this.#doomed.get(tenantId) === 'archive'
+      ? new TenantArchivedError(tenantId)
+      : new TenantNotFoundError(tenantId)
+  }
+
   /** The error for a tenant with no live file: archived, or not there at all. */
   #missing(tenantId: string): TenantArchivedError | TenantNotFoundError {
     return isArchivedFile(this.#paths, tenantId) ? new TenantArchivedError(tenantId) : new TenantNotFoundError(tenantId)
@@ -714,15 +727,14 @@ class SqliteStorage implements StorageAdapter {
         if (intent.to === undefined) return
         const targets = this.#tenantFiles(intent.to)
         for (const source of this.#tenantFiles(id)) {
-          if (targets.some((target) => sameInode(source, target))) {
-            removeFile(source)
-            for (const side of withSideFiles(source).slice(1)) removeFile(side)
-          }
+          if (targets.some((target) => sameInode(source, target))) removeFile(source)
         }
+        this.#removeOrphanSides(id)
         return
       }
       case 'archive':
         if (fs.existsSync(this.#paths.staged(id))) await finishArchive(this.#paths, id)
+        this.#removeOrphanSides(id)
         return
       case 'restore':
         if (this.#liveFile(id) !== undefined) {
@@ -737,15 +749,28 @@ class SqliteStorage implements StorageAdapter {
         }
         return
       case 'layout':
-        if (intent.source !== undefined && intent.target !== undefined && sameInode(intent.source, intent.target)) {
+        if (intent.source !== undefined && intent.target !== undefined && sameInode(intent.source, intent.target))
           removeFile(intent.source)
-          for (const side of withSideFiles(intent.source).slice(1)) removeFile(side)
-        }
+        this.#removeOrphanSides(id)
         return
       case 'create':
       case 'fork':
       case 'repair':
         return
+    }
+  }
+
+  /**
+   * Removes the `-wal`/`-shm`/`-journal` left at a tenant's paths (both
+   * layouts) whose database is not there any more: a killed process moved the
+   * file while its private connection had them open. Called under the
+   * tenant's lock, so no live connection of Shardines' uses them.
+   */
+  #removeOrphanSides(tenantId: string): void {
+    for (const layout of ['flat', 'hashed'] as const) {
+      const file = this.#paths.inLayout(tenantId, layout)
+      if (fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined) continue
+      for (const side of withSideFiles(file).slice(1)) removeFile(side)
     }
   }
 

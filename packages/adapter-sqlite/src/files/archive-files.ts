@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import type { ArchivedTenant } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { compressFile, fsyncDirectory, removeFile, removeFiles } from './tenant-files.js'
-import { ARCHIVE_META_SUFFIX, ARCHIVE_SUFFIX, type TenantPaths } from './tenant-paths.js'
+import { ARCHIVE_META_SUFFIX, ARCHIVE_SUFFIX, STAGED_SUFFIX, type TenantPaths } from './tenant-paths.js'
 
 /** Core's migration table: the archive records the last applied migration as the tenant's version. */
 const MIGRATION_TABLE = 'kysely_migration'
@@ -45,8 +45,12 @@ export function readArchiveRecord(paths: TenantPaths, id: string): ArchivedTenan
   try {
     return JSON.parse(fs.readFileSync(paths.archiveMeta(id), 'utf8')) as ArchivedTenant
   } catch {
-    const stat = fs.statSync(paths.archived(id))
-    return { id, version: null, bytes: 0, compressedBytes: stat.size, archivedAt: stat.mtime.toISOString() }
+    const archived = fs.statSync(paths.archived(id), { throwIfNoEntry: false })
+    if (archived !== undefined)
+      return { id, version: null, bytes: 0, compressedBytes: archived.size, archivedAt: archived.mtime.toISOString() }
+    // Staged, not compressed yet.
+    const staged = fs.statSync(paths.staged(id))
+    return { id, version: null, bytes: staged.size, compressedBytes: 0, archivedAt: staged.mtime.toISOString() }
   }
 }
 
@@ -68,6 +72,9 @@ export async function archivedIds(paths: TenantPaths): Promise<string[]> {
   for (const name of names) {
     if (name.startsWith('.')) continue
     if (name.endsWith(ARCHIVE_SUFFIX)) ids.add(name.slice(0, -ARCHIVE_SUFFIX.length))
+    // Out of the live set, not compressed yet: archived already (an archive under way, or one a
+    // killed process left, which the next lock holder finishes).
+    else if (name.endsWith(STAGED_SUFFIX)) ids.add(name.slice(0, -STAGED_SUFFIX.length))
   }
   return [...ids].sort()
 }

@@ -133,8 +133,14 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
       }
       const side = SIDE.exec(entry.name)
       if (side !== null) {
-        if (!fs.existsSync(path.join(dir, side[1] as string)) && abandoned(file, undefined))
-          leftover(file, `a -${side[2]} file whose database is gone`)
+        const database = side[1] as string
+        if (!fs.existsSync(path.join(dir, database))) {
+          // Nobody works on the tenant (no live holder of its lock): a killed process moved its file away.
+          const owner = paths.idOf(database)
+          const holder = owner === undefined ? undefined : readIntent(paths.lock(owner))
+          const idle = owner !== undefined && (holder === undefined || !processAlive(holder.pid))
+          if (idle || abandoned(file, undefined)) leftover(file, `a -${side[2]} file whose database is gone`)
+        }
         continue
       }
       strayFile(file, 'not a tenant database (or not named as one)')
@@ -150,7 +156,10 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
     const file = path.join(paths.archiveDir, name)
     if (name.endsWith(ARCHIVE_SUFFIX)) {
       const id = name.slice(0, -ARCHIVE_SUFFIX.length)
-      if (tenantFiles.has(id)) {
+      const holder = readIntent(paths.lock(id))
+      // A restore killed after linking the file into place: its stale lock says so, and fix settles it.
+      const interruptedRestore = holder !== undefined && holder.op === 'restore' && !processAlive(holder.pid)
+      if (tenantFiles.has(id) && !interruptedRestore && !(fix && holder?.op === 'restore')) {
         add({
           kind: 'duplicate',
           path: file,
