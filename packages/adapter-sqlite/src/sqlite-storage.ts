@@ -734,6 +734,7 @@ class SqliteStorage implements StorageAdapter {
       }
       case 'archive':
         if (fs.existsSync(this.#paths.staged(id))) await finishArchive(this.#paths, id)
+        else removeFiles(this.#paths.staged(id)) // side files the staged file's readers left
         this.#removeOrphanSides(id)
         return
       case 'restore':

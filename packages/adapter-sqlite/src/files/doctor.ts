@@ -192,7 +192,18 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
         leftover(file, 'the record of an archive that is gone', id)
       continue
     }
-    if (SIDE.test(name)) continue
+    const side = SIDE.exec(name)
+    if (side !== null) {
+      // The staged file's side files, left when a killed process had it open.
+      const database = side[1] as string
+      if (!fs.existsSync(path.join(paths.archiveDir, database))) {
+        const owner = database.endsWith(STAGED_SUFFIX) ? database.slice(0, -STAGED_SUFFIX.length) : undefined
+        const holder = owner === undefined ? undefined : readIntent(paths.lock(owner))
+        if ((owner !== undefined && (holder === undefined || !processAlive(holder.pid))) || abandoned(file, undefined))
+          leftover(file, `a -${side[2]} file whose database is gone`)
+      }
+      continue
+    }
     const made = leftoverOf(name)
     if (made !== undefined) {
       if (abandoned(file, made.pid))

@@ -113,8 +113,11 @@ export function removeFile(file: string): void {
   }
 }
 
+/** Removes a database's side files, then the database (so a crash in between leaves the database to find). */
 export function removeFiles(file: string): void {
-  for (const f of withSideFiles(file)) removeFile(f)
+  const [main, ...sides] = withSideFiles(file)
+  for (const side of sides) removeFile(side)
+  removeFile(main as string)
 }
 
 export function fsyncDirectory(dir: string): void {
