@@ -233,3 +233,35 @@ export const shard: Shardines<unknown, unknown> = createShardines({
   assert.deepEqual(tenants.runner, { kind: 'workers', workers: 2 })
   assert.equal(tenants.upToDate, 3)
 })
+
+test('the config is found in the nearest folder above the working directory, and defineConfig({ shard: factory }) is accepted', async () => {
+  const dir = makeProject(1)
+  fs.writeFileSync(
+    path.join(dir, 'shardines.config.mjs'),
+    `import { createShardines, defineConfig } from ${JSON.stringify(coreIndex)}
+import { sqliteStorage } from ${JSON.stringify(adapterIndex)}
+import * as path from 'node:path'
+export default defineConfig({
+  shard: () => createShardines({
+    storage: sqliteStorage({ dir: path.join(import.meta.dirname, 'data'), synchronous: 'off' }),
+    migrations: { apex: path.join(import.meta.dirname, 'migrations/apex'), tenant: path.join(import.meta.dirname, 'migrations/tenant') },
+  }),
+})
+`,
+  )
+  const nested = path.join(dir, 'src', 'deep')
+  fs.mkdirSync(nested, { recursive: true })
+  assert.equal((await shardines(nested, 'migrate', '--apex')).code, 0)
+  const created = await shardines(nested, 'tenants', 'create', 'acme')
+  assert.equal(created.code, 0, created.stderr)
+  // The data folder is the config's, not the working directory's.
+  assert.ok(fs.existsSync(path.join(dir, 'data', 'tenants', 'acme.sqlite3')))
+  assert.ok(!fs.existsSync(path.join(nested, 'data')))
+  const listed = await shardines(nested, 'tenants', 'list', '--json')
+  assert.deepEqual(JSON.parse(listed.stdout), ['acme'])
+  // A default export that is neither an instance nor a config is refused with what to export.
+  fs.writeFileSync(path.join(dir, 'shardines.config.mjs'), 'export default { nope: true }\n')
+  const bad = await shardines(nested, 'status')
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /defineConfig\(\{ shard \}\)/)
+})

@@ -18,6 +18,33 @@ export class CliConfigError extends Error {
 
 export type AnyShardines = Shardines<any, any, any>
 
+/**
+ * What `shardines.config.ts` may export (as its default export): the
+ * instance, or a function that makes it, called only when a command runs.
+ *
+ * @example
+ * ```ts
+ * // shardines.config.ts
+ * import { createShardines, defineConfig } from '@shardines/core'
+ * import { sqliteStorage } from '@shardines/adapter-sqlite'
+ *
+ * export default defineConfig({
+ *   shard: () => createShardines({
+ *     storage: sqliteStorage({ dir: './data' }),
+ *     migrations: { apex: './migrations/apex', tenant: './migrations/tenant' },
+ *   }),
+ * })
+ * ```
+ */
+export interface ShardinesConfig<S extends AnyShardines = AnyShardines> {
+  readonly shard: S | (() => S | Promise<S>)
+}
+
+/** Types a `shardines.config.ts` (see {@link ShardinesConfig}); returns it unchanged. */
+export function defineConfig<S extends AnyShardines>(config: ShardinesConfig<S>): ShardinesConfig<S> {
+  return config
+}
+
 export interface LoadedConfig {
   readonly file: string
   readonly shard: AnyShardines
@@ -41,22 +68,37 @@ export async function loadConfig(cwd: string, explicit: string | undefined): Pro
     if (error instanceof CliConfigError) throw error
     throw new CliConfigError(`Could not load ${file}: ${(error as Error).message}`, { cause: error })
   }
-  const shard = await (mod.default ?? mod.shard)
+  let shard = await (mod.default ?? mod.shard)
+  if (!isShardines(shard) && typeof shard === 'object' && shard !== null && 'shard' in shard) {
+    // defineConfig({ shard }): the instance, or a function that makes it.
+    const made = (shard as ShardinesConfig).shard
+    shard = typeof made === 'function' ? await made() : made
+  }
   if (!isShardines(shard)) {
     throw new CliConfigError(
-      `${file} must export the Shardines instance as its default export or as \`shard\` (export const shard = createShardines({ ... })).`,
+      `${file} must export the Shardines instance as its default export or as \`shard\` (export const shard = createShardines({ ... })), or export default defineConfig({ shard }).`,
     )
   }
   return { file, shard }
 }
 
+/**
+ * The config in `cwd` or the nearest folder above it that has one (as
+ * drizzle-kit and kysely-ctl look for theirs). Relative paths inside it (such
+ * as `dir: './data'`) still resolve from the working directory, as in any
+ * Node module: resolve them from the config's own folder when the CLI may run
+ * elsewhere (`path.join(import.meta.dirname, 'data')`).
+ */
 function findConfig(cwd: string): string {
-  for (const name of CONFIG_FILES) {
-    const file = path.join(cwd, name)
-    if (fs.existsSync(file)) return file
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    for (const name of CONFIG_FILES) {
+      const file = path.join(dir, name)
+      if (fs.existsSync(file)) return file
+    }
+    if (path.dirname(dir) === dir) break
   }
   throw new CliConfigError(
-    `No ${CONFIG_FILES.join(', ')} in ${cwd}. Create one that exports your instance (export default createShardines({ ... })) or pass --config PATH.`,
+    `No ${CONFIG_FILES.join(', ')} in ${cwd} or any folder above it. Create one that exports your instance (export default defineConfig({ shard: () => createShardines({ ... }) })) or pass --config PATH.`,
   )
 }
 
