@@ -112,6 +112,30 @@ function rawOpenReadClose(files: readonly string[]): number {
   return median(samples)
 }
 
+/**
+ * Raw better-sqlite3 with an LRU of SMALL_POOL connections, as the pool keeps them: open, read
+ * one row, and close the connection opened SMALL_POOL files ago (ns per file). Context for the
+ * bar: the baseline closes the file it just opened, this one a cold one.
+ */
+function rawLru(files: readonly string[]): number {
+  const lru: Database.Database[] = []
+  const pass = () => {
+    const start = performance.now()
+    for (let i = 0; i < files.length; i++) {
+      const db = new Database(files[i] as string, { fileMustExist: true })
+      db.prepare('select * from "documents" where "id" = ?').get((i % ROWS) + 1)
+      lru.push(db)
+      if (lru.length > SMALL_POOL) lru.shift()?.close()
+    }
+    return ((performance.now() - start) * 1e6) / files.length
+  }
+  pass()
+  const samples: number[] = []
+  for (let r = 0; r < ROUNDS; r++) samples.push(pass())
+  for (const db of lru.splice(0)) db.close()
+  return median(samples)
+}
+
 /** Raw better-sqlite3: a warm point select on an open connection (what a hit's statement costs). */
 function rawWarmSelect(file: string): number {
   const db = new Database(file, { fileMustExist: true })
@@ -205,6 +229,7 @@ for (const layout of ['flat', 'hashed'] as const) {
   r.zipfAll = await perRequest(all, zipfIds)
   await all.close()
   r.raw = rawOpenReadClose(scanIds.map(file))
+  r.rawLru = rawLru(scanIds.map(file))
   r.warm = rawWarmSelect(file(scanIds[0] as string))
   r.identity = identityCheck(file(scanIds[0] as string))
   console.error(`[${layout}] lifecycle operations`)
@@ -226,6 +251,7 @@ for (const layout of ['flat', 'hashed'] as const) {
       ['scan, every request a hit (all open)', us(n('scanHit')), '1.00×'],
       [`scan, every request a miss (maxOpen ${SMALL_POOL})`, us(n('scanMiss')), ratio(n('scanMiss'), n('scanHit'))],
       ['raw better-sqlite3: open + read one row + close', us(n('raw')), ''],
+      [`raw better-sqlite3, LRU of ${SMALL_POOL}: open + read + close the oldest`, us(n('rawLru')), ''],
       ['raw better-sqlite3: warm point select', us(n('warm')), ''],
       ['Zipf, all open', us(n('zipfAll')), '1.00×'],
       [
@@ -239,6 +265,7 @@ for (const layout of ['flat', 'hashed'] as const) {
     `  open path of a miss: ${us(missPath)} (miss − hit + a warm select) = ${ratio(missPath, n('raw'))} raw open + read + close`,
   )
   console.log(`  ${bar(missPath / n('raw'), 1.25, `miss ${ratio(missPath, n('raw'))} raw`)}`)
+  console.log(`  against raw with the same LRU: ${ratio(missPath, n('rawLru'))}`)
   console.log(
     `  identity check on a hit: ${us(n('identity'))} = ${((100 * n('identity')) / n('scanHit')).toFixed(1)}% of withTenant + point select on a hit`,
   )
