@@ -1,44 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
+import { adapterIndex, coreIndex, shardines } from '../helpers/cli-runner.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { MIGRATION_FILES } from '../migrations/migration-fixtures.js'
-
-const coreIndex = import.meta.resolve('@shardines/core')
-const adapterIndex = import.meta.resolve('@shardines/adapter-sqlite')
-const MAIN = path.join(path.dirname(fileURLToPath(coreIndex)), 'cli', 'main.js')
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the built `shardines` executable in `cwd`, as a user would (stdin is not a terminal). */
-function shardines(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [MAIN, ...args], {
-      cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_NO_WARNINGS: '1' },
-    })
-    proc.stdin.end()
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d
-    })
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d
-    })
-    proc.on('error', reject)
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 const APEX_MIGRATION = `export async function up(db) {
   await db.schema.createTable('accounts').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('email', 'text').execute()

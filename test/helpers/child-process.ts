@@ -34,6 +34,14 @@ export function spawnTsChild(script: URL, args: readonly string[], options: { fi
           cwd: repoRoot,
           stdio: 'pipe',
         })
+  return wrapChild(proc, file)
+}
+
+/**
+ * A spawned child as a {@link TsChild}: killed when the test (or the process)
+ * ends, its stdout split into lines, waitable by line and by exit.
+ */
+export function wrapChild(proc: ChildProcessWithoutNullStreams, file: string): TsChild {
   // A child never outlives its test, even one that timed out or threw before killing it.
   const kill = () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
