@@ -22,3 +22,4 @@ npx -y pnpm@10.34.9 install --no-frozen-lockfile --reporter=append-only 2>&1 | t
 node -e "for (const m of ['kysely', 'better-sqlite3']) console.log(m, JSON.parse(require('fs').readFileSync('packages/adapter-sqlite/node_modules/' + m + '/package.json', 'utf8')).version)"
 npx -y pnpm@10.34.9 typecheck
 npx -y pnpm@10.34.9 test
+KYSELY='~0.29.9' BETTER_SQLITE3='^13.2.0' bash scripts/consumer-app.sh
