@@ -72,8 +72,11 @@ export function createApp(shard: NotesShard, options: AppOptions = {}): Hono {
   })
 
   app.post('/signup', async (c) => {
-    const input = parseSignup(await c.req.json().catch(() => null))
+    // JSON for scripts; the landing page's form posts url-encoded fields and is sent to the new tenant's page.
+    const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
+    const input = parseSignup(form ? await c.req.parseBody() : await c.req.json().catch(() => null))
     const result = await signup(shard, input)
+    if (form) return c.redirect(`/t/${encodeURIComponent(result.tenant.id)}/`, 303)
     return c.json(result, 201)
   })
 

@@ -53,8 +53,15 @@ export function renderLandingPage(tenants: { id: string; name: string }[]): stri
 <h1>notes-saas</h1>
 <p>A B2B notes app on Shardines: one apex database for accounts, plans and the tenant directory, one SQLite file per tenant.</p>
 <ul>
-${links || '<li class="muted">No tenants yet: POST /signup.</li>'}
+${links || '<li class="muted">No tenants yet: sign up below (or POST /signup).</li>'}
 </ul>
+<h2>Sign up</h2>
+<form method="post" action="/signup">
+<p><input name="company" placeholder="Company" required maxlength="100"></p>
+<p><input name="name" placeholder="Your name" required maxlength="100"></p>
+<p><input name="email" type="email" placeholder="Email" required maxlength="200"></p>
+<p><button type="submit">Create my workspace</button></p>
+</form>
 </body>
 </html>`
 }
