@@ -41,9 +41,10 @@ import {
   realpathOfExisting,
   removeFile,
   removeFiles,
+  sameInode,
   storageFailure,
 } from './files/tenant-files.js'
-import { TenantPaths, withSideFiles } from './files/tenant-paths.js'
+import { BUCKET, TenantPaths, withSideFiles } from './files/tenant-paths.js'
 import { HandlePool } from './handles/handle-pool.js'
 import { isOutOfDescriptors, SqliteHandle } from './handles/sqlite-handle.js'
 import { runWorkerMigrations } from './migration/worker-migration-runner.js'
@@ -859,16 +860,6 @@ class SqliteStorage implements StorageAdapter {
   #assertOpen(): void {
     if (this.#closed) throw new ShardinesClosedError()
   }
-}
-
-/** Two-hex-digit subfolders of the hashed layout. */
-const BUCKET = /^[0-9a-f]{2}$/
-
-/** Whether two paths name the same file (both exist, same device and inode). */
-function sameInode(a: string, b: string): boolean {
-  const sa = fs.statSync(a, { throwIfNoEntry: false })
-  const sb = fs.statSync(b, { throwIfNoEntry: false })
-  return sa !== undefined && sb !== undefined && sa.ino === sb.ino && sa.dev === sb.dev
 }
 
 export type { JournalMode }

@@ -3,10 +3,11 @@ import * as path from 'node:path'
 import type { ArchivedTenant, DoctorFinding, DoctorOptions, DoctorReport } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { readIntent } from './lifecycle-lock.js'
-import { inspectTenantFile, removeFile, removeFiles } from './tenant-files.js'
+import { inspectTenantFile, removeFile, removeFiles, sameInode } from './tenant-files.js'
 import {
   ARCHIVE_META_SUFFIX,
   ARCHIVE_SUFFIX,
+  BUCKET,
   leftoverOf,
   processAlive,
   STAGED_SUFFIX,
@@ -26,7 +27,6 @@ const DEFAULT_GRACE_MS = 15 * 60 * 1000
 /** An aside file of an atomic write (`<name>.<pid>-<random>.tmp`). */
 const ASIDE = /\.(\d+)-[a-z0-9]+\.tmp$/
 const SIDE = /^(.*\.sqlite3)-(wal|shm|journal)$/
-const BUCKET = /^[0-9a-f]{2}$/
 
 /**
  * Checks the data folder, in this order (so that what a fix completes is not
@@ -222,9 +222,7 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
   for (const [id, files] of tenantFiles) {
     if (files.length > 1) {
       const [first, second] = files as [string, string]
-      const a = fs.statSync(first)
-      const b = fs.statSync(second)
-      if (a.ino === b.ino && a.dev === b.dev) {
+      if (sameInode(first, second)) {
         // A layout move left half-done: both names are one file; the configured layout's stays.
         const old = files.find((f) => f !== paths.tenant(id)) ?? second
         const holder = readIntent(paths.lock(id))

@@ -76,6 +76,13 @@ export function isSameFile(file: string, identity: FileIdentity): boolean {
   )
 }
 
+/** Whether two paths name the same file (both exist, same device and inode). */
+export function sameInode(a: string, b: string): boolean {
+  const sa = fs.statSync(a, { throwIfNoEntry: false })
+  const sb = fs.statSync(b, { throwIfNoEntry: false })
+  return sa !== undefined && sb !== undefined && sa.ino === sb.ino && sa.dev === sb.dev
+}
+
 /** A failure to open or read a tenant's file, classified, as that tenant's typed error. */
 export function storageFailure(tenantId: string, file: string, error: unknown): StorageError {
   const code = (error as { code?: string }).code ?? ''

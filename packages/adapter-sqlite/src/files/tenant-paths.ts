@@ -3,6 +3,9 @@ import { isValidTenantId } from '@shardines/core'
 import type { TenantLayout } from '../sqlite-storage-config.js'
 
 export const TENANT_SUFFIX = '.sqlite3'
+/** The hashed layout's subfolders: two hex digits at each of two levels. */
+export const BUCKET = /^[0-9a-f]{2}$/
+
 /** An archived tenant: its database, gzip-compressed. */
 export const ARCHIVE_SUFFIX = '.sqlite3.gz'
 /** What `archive` records next to it (the schema version, sizes, when). */
