@@ -1,47 +1,76 @@
 /**
- * The storage behaviour suite: every lifecycle, scope and isolation behaviour
- * a `StorageAdapter` must show under Shardines, as one function (drizzle's
- * `tests()` pattern). An adapter's test file calls it with a factory:
+ * The storage behaviour suite: every lifecycle, scope, isolation and guard
+ * behaviour a `StorageAdapter` must show under Shardines, as one function of a
+ * target (drizzle's `tests()` pattern). It imports no driver and knows no file
+ * layout: it uses the public API, the adapter's declared `capabilities`, and
+ * the target's small test-support interface (`StorageBehaviourTarget` /
+ * `StorageTestSupport` from `@shardines/core`).
  *
- * ```ts
- * storageBehaviourSuite('sqlite', sqliteFactory)
- * storageBehaviourSuite('libsql', libsqlFactory, { skip: ['backup taken while another scope keeps writing is a consistent copy'] })
- * ```
+ * Adding a target (e.g. a libSQL mode):
+ * 1. `test/conformance/targets/<name>-target.ts` exports a `StorageBehaviourTarget`:
+ *    `create(dir, options)` returns a fresh adapter over the storage that `dir`
+ *    addresses (the same databases every time it is given that `dir`), honouring
+ *    `maxOpen` / `unsynced` / its `variants` where it can; `support` reads that
+ *    storage behind Shardines' back with the adapter's own driver
+ *    (`rawRows`, `rowsOfCopy`, `corrupt`, `remove`; `openTenantDatabases` and
+ *    `storedFiles` only where it can tell). See `targets/sqlite-target.ts`.
+ * 2. `test/conformance/<name>.test.ts` calls `storageBehaviourSuite(target)` and
+ *    holds the adapter's own checks (file names, pragmas, URLs).
+ *
+ * Tests that need a capability the adapter does not declare are skipped with
+ * a message naming it (and the branches for adapters without `attach` run
+ * instead). `skip` lists any other test titles (exactly as they appear,
+ * variant suffix included) the target cannot run: say why next to it.
  *
  * Everything runs on real databases in fresh temp folders; nothing is mocked.
- * `skip` lists test titles (exactly as written here) the adapter cannot run.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { describe, test } from 'node:test'
+import { pipeline } from 'node:stream/promises'
+import { after, describe, test } from 'node:test'
 import {
+  CrossDatabaseQueryError,
   createShardines,
+  InvalidOptionsError,
   InvalidTenantIdError,
   type Migration,
   MigrationError,
   NoTenantError,
+  ReadOnlyAttachmentError,
   ShardinesClosedError,
+  type ShardinesError,
   type ShardinesLogEvent,
+  type StatementRefusal,
+  StatementRefusedError,
+  type StorageBehaviourTarget,
+  type StorageCapabilities,
+  StorageError,
+  TenantArchivedError,
   TenantExistsError,
   TenantNotFoundError,
   TenantScopeClosedError,
 } from '@shardines/core'
-import Database from 'better-sqlite3'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { caught, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
-import { makeShard, type StorageFactory, tenantMigrations } from '../helpers/fixtures.js'
-import { mainFileOf, openPathsUnder } from '../helpers/open-files.js'
+import {
+  makeTargetShard,
+  type TargetShard,
+  type TargetShardOptions,
+  tenantMigrations,
+} from '../helpers/target-shard.js'
 import { tempDir } from '../helpers/temp-dir.js'
-import { filesMentioning, snapshotTree } from '../helpers/tree-snapshot.js'
+import { snapshotTree } from '../helpers/tree-snapshot.js'
 import { hostileTenantIds, showId } from '../security/hostile-tenant-ids.js'
 
 export interface StorageBehaviourSuiteOptions {
-  /** Titles of tests this adapter skips (say why in the adapter's test file). */
-  skip?: string[]
+  /** Titles of tests (exactly as they appear, variant suffix included) this target skips; say why in its test file. */
+  skip?: readonly string[]
 }
 
-type Shard = Awaited<ReturnType<typeof makeShard>>['shard']
+type Shard = TargetShard
+type Scope = Parameters<Parameters<Shard['withTenant']>[1]>[0]
+type Capability = keyof StorageCapabilities
 
 /** Resolves when called; for "this point was reached" signals between concurrent scopes. */
 function signal(): { promise: Promise<void>; fire: () => void } {
@@ -84,15 +113,69 @@ function slowMigration(ms: number, table: string, onRun?: () => void): Migration
   }
 }
 
-export function storageBehaviourSuite(
-  name: string,
-  factory: StorageFactory,
-  options: StorageBehaviourSuiteOptions = {},
-) {
+export function storageBehaviourSuite(target: StorageBehaviourTarget, options: StorageBehaviourSuiteOptions = {}) {
+  const { name, support } = target
   const skip = new Set(options.skip ?? [])
-  const it = (title: string, opts: { timeout?: number }, fn: () => Promise<void>) =>
-    test(title, { ...opts, skip: skip.has(title) ? `skipped by the ${name} adapter` : false }, fn)
-  const open = (opts: Parameters<typeof makeShard>[0] = {}) => makeShard({ factory, ...opts })
+  // What the adapter declares it can do, read from one made for the purpose (it opens nothing).
+  const probe = target.create(tempDir('shardines-probe-'))
+  const capabilities = probe.capabilities
+  const kind = probe.kind
+  after(() => probe.close())
+  const variants: readonly (string | undefined)[] =
+    target.variants !== undefined && target.variants.length > 0 ? target.variants : [undefined]
+  const titled = (title: string, variant: string | undefined) =>
+    variant === undefined ? title : `${title} [${variant}]`
+  const variantOptions = (variant: string | undefined) => (variant === undefined ? {} : { variant })
+
+  interface TestOptions {
+    timeout?: number
+    /** Capabilities the test needs: skipped (naming them) when the adapter lacks one. */
+    needs?: readonly Capability[]
+    /** Capabilities whose absence the test is about: skipped when the adapter has one. */
+    lacks?: readonly Capability[]
+    /** Skipped with this reason (a condition the test itself computes). */
+    skipBecause?: string | false
+  }
+  const it = (title: string, opts: TestOptions, fn: () => Promise<void>) => {
+    const missing = (opts.needs ?? []).filter((c) => !capabilities[c])
+    const present = (opts.lacks ?? []).filter((c) => capabilities[c])
+    const reason = skip.has(title)
+      ? `skipped by the ${name} target`
+      : missing.length > 0
+        ? `the ${name} adapter does not declare the ${missing.join(' and ')} capability`
+        : present.length > 0
+          ? `for adapters without the ${present.join(' and ')} capability; the ${name} adapter declares it`
+          : (opts.skipBecause ?? false)
+    test(title, { ...(opts.timeout === undefined ? {} : { timeout: opts.timeout }), skip: reason }, fn)
+  }
+  const open = (opts: TargetShardOptions = {}) => makeTargetShard(target, opts)
+
+  /**
+   * What the adapter keeps under `dir` as sorted lines (folders end in `/`;
+   * with `sizes`, each file's size follows its path), or undefined when the
+   * target cannot tell (then the suite relies on list() and exists()).
+   */
+  const storedTree = (dir: string, opts: { sizes?: boolean; folders?: boolean } = {}): string[] | undefined => {
+    const files = support.storedFiles?.(dir)
+    if (files === undefined) return undefined
+    return files
+      .filter((f) => opts.folders !== false || !f.path.endsWith('/'))
+      .map((f) => (opts.sizes && f.size !== undefined ? `${f.path} ${f.size}` : f.path))
+      .sort()
+  }
+  /** Stored files whose name contains `needle` (a tenant id and its side files), or undefined when the target cannot tell. */
+  const storedMentioning = (dir: string, needle: string): string[] | undefined =>
+    support
+      .storedFiles?.(dir)
+      ?.filter((f) => !f.path.endsWith('/') && path.posix.basename(f.path).includes(needle))
+      .map((f) => f.path)
+
+  /** Rows of a copy written by backup() or export(), read with the adapter's driver: its integrity checked, its documents counted. */
+  const countInCopy = async (file: string): Promise<number> => {
+    assert.deepEqual(await support.rowsOfCopy(file, 'pragma integrity_check'), [{ integrity_check: 'ok' }], file)
+    const [row] = await support.rowsOfCopy(file, 'select count(*) as n from documents')
+    return Number(row?.n)
+  }
 
   describe(`storage behaviour suite: ${name}`, () => {
     describe('isolation', () => {
@@ -104,7 +187,7 @@ export function storageBehaviourSuite(
         const LANES = 48
         const MAX_OPEN = 6
         const random = seededRandom(20261123)
-        const { shard } = await open({ storageOptions: { maxOpen: MAX_OPEN, synchronous: 'off' } })
+        const { shard } = await open({ storage: { maxOpen: MAX_OPEN, unsynced: true } })
         const ids = Array.from({ length: TENANTS }, (_, i) => `t${String(i).padStart(3, '0')}`)
         await runInLanes(ids.length, 8, (i) => shard.tenants.create(ids[i]!))
         const written = new Map<string, number>(ids.map((id) => [id, 0]))
@@ -207,9 +290,11 @@ export function storageBehaviourSuite(
         )
         assertError(fromTimer, NoTenantError, 'shard.db() from a timer outside a scope')
         // withTenants binds no current tenant either.
-        await shard.withTenants(['acme'], async () => {
-          assertError(await caught(() => shard.db()), NoTenantError, 'shard.db() inside withTenants')
-        })
+        if (capabilities.attach) {
+          await shard.withTenants(['acme'], async () => {
+            assertError(await caught(() => shard.db()), NoTenantError, 'shard.db() inside withTenants')
+          })
+        }
         await shard.close()
       })
 
@@ -335,15 +420,22 @@ export function storageBehaviourSuite(
 
       it('scopes of a tenant that does not exist get TenantNotFoundError and create nothing', {}, async () => {
         const { shard, dir } = await open()
-        const files = () => snapshotTree(dir).filter((p) => !p.endsWith('/'))
+        const files = () => storedTree(dir, { folders: false })
         const before = files()
         assertError(await caught(() => shard.withTenant('ghost', () => 1)), TenantNotFoundError, 'withTenant')
-        assertError(await caught(() => shard.withTenants(['ghost'], () => 1)), TenantNotFoundError, 'withTenants')
-        assertError(
-          await caught(() => shard.tenants.backup('ghost', path.join(dir, 'b'))),
-          TenantNotFoundError,
-          'backup',
-        )
+        if (capabilities.attach) {
+          assertError(await caught(() => shard.withTenants(['ghost'], () => 1)), TenantNotFoundError, 'withTenants')
+        }
+        if (capabilities.backupToPath) {
+          assertError(
+            await caught(() => shard.tenants.backup('ghost', path.join(dir, 'b'))),
+            TenantNotFoundError,
+            'backup',
+          )
+        }
+        if (capabilities.exportStream) {
+          assertError(await caught(() => shard.tenants.export('ghost')), TenantNotFoundError, 'export')
+        }
         assertError(await caught(() => shard.tenants.fork('ghost', 'copy')), TenantNotFoundError, 'fork')
         assert.equal(await shard.tenants.exists('ghost'), false)
         assert.equal(await shard.tenants.destroy('ghost'), false)
@@ -451,13 +543,13 @@ export function storageBehaviourSuite(
       it('a scope waiting for another scope’s lazy migration resumes in its own context', {}, async () => {
         const dir = tempDir()
         // Version 1 of the app creates three tenants; version 2 adds a slow migration.
-        const v1 = createShardines({ storage: factory(dir), migrations: { tenant: tenantMigrations } })
+        const v1 = createShardines({ storage: target.create(dir), migrations: { tenant: tenantMigrations } })
         for (const id of ['late', 'a', 'b']) await v1.tenants.create(id)
         await v1.close()
         let runs = 0
         const events: ShardinesLogEvent[] = []
         const v2 = createShardines<unknown, { extra: { id: number } }>({
-          storage: factory(dir),
+          storage: target.create(dir),
           migrations: { tenant: { ...tenantMigrations, '003_extra': slowMigration(40, 'extra', () => runs++) } },
           log: (event) => events.push(event),
         })
@@ -489,7 +581,7 @@ export function storageBehaviourSuite(
     describe('statement cache', () => {
       for (const maxOpen of [1, 8]) {
         it(`the same SQL in two tenants never returns the other tenant’s rows (maxOpen ${maxOpen})`, {}, async () => {
-          const { shard } = await open({ storageOptions: { maxOpen } })
+          const { shard } = await open({ storage: { maxOpen } })
           await shard.tenants.create('left')
           await shard.tenants.create('right')
           await shard.withTenant('left', (t) => t.db.insertInto('documents').values({ title: 'L' }).execute())
@@ -544,7 +636,7 @@ export function storageBehaviourSuite(
         await shard.tenants.create('good')
         const hostile = hostileTenantIds(dir)
         assert.ok(hostile.length >= 100, `only ${hostile.length} hostile ids`)
-        const before = snapshotTree(dir, { sizes: true })
+        const before = storedTree(dir, { sizes: true })
         const statsBefore = shard.stats()
         const backupDir = tempDir()
         const entryPoints: Record<string, (id: unknown) => unknown> = {
@@ -553,17 +645,22 @@ export function storageBehaviourSuite(
           'tenants.exists': (id) => shard.tenants.exists(id as string),
           'tenants.destroy': (id) => shard.tenants.destroy(id as string),
           'tenants.backup': (id) => shard.tenants.backup(id as string, path.join(backupDir, 'copy.sqlite3')),
+          'tenants.export': (id) => shard.tenants.export(id as string),
           'tenants.fork (from)': (id) => shard.tenants.fork(id as string, 'fork-target'),
           'tenants.fork (to)': (id) => shard.tenants.fork('good', id as string),
           'migrate.tenant': (id) => shard.migrate.tenant(id as string),
           withTenants: (id) => shard.withTenants([id as string], () => 'ran'),
           'withTenants (after a good id)': (id) => shard.withTenants(['good', id as string], () => 'ran'),
+          'tenants.rename (from)': (id) => shard.tenants.rename(id as string, 'rename-target'),
+          'tenants.rename (to)': (id) => shard.tenants.rename('good', id as string),
+          'tenants.archive': (id) => shard.tenants.archive(id as string),
+          'tenants.restore': (id) => shard.tenants.restore(id as string),
         }
         const failures: string[] = []
         for (const [entry, call] of Object.entries(entryPoints)) {
           for (const { label, id } of hostile) {
-            // backup('apex') is the documented way to back up the apex database.
-            if (entry === 'tenants.backup' && id === 'apex') continue
+            // backup('apex') and export('apex') are the documented way to copy the apex database.
+            if ((entry === 'tenants.backup' || entry === 'tenants.export') && id === 'apex') continue
             let error: unknown
             try {
               error = await caught(() => call(id))
@@ -577,7 +674,7 @@ export function storageBehaviourSuite(
           }
         }
         assert.deepEqual(failures, [])
-        assert.deepEqual(snapshotTree(dir, { sizes: true }), before, 'a hostile id changed the data folder')
+        assert.deepEqual(storedTree(dir, { sizes: true }), before, 'a hostile id changed the data folder')
         assert.deepEqual(snapshotTree(backupDir), [], 'a hostile backup wrote a file')
         assert.equal(fs.existsSync('/tmp/evil.sqlite3') || fs.existsSync('/tmp/evil'), false)
         assert.deepEqual(shard.stats(), statsBefore, 'a hostile id reached the handle pool')
@@ -591,11 +688,12 @@ export function storageBehaviourSuite(
         timeout: 30_000,
       }, async () => {
         const MAX_OPEN = 2
-        const { shard, dir } = await open({ storageOptions: { maxOpen: MAX_OPEN, synchronous: 'off' } })
+        const { shard, dir } = await open({ storage: { maxOpen: MAX_OPEN, unsynced: true } })
         const ids = Array.from({ length: 10 }, (_, i) => `pin${i}`)
         for (const id of ids) await shard.tenants.create(id)
         const samples: { open: number; pinned: number; files: number }[] = []
-        const tenantFiles = (): number => openFilesUnder(path.join(dir), (f) => !/apex/.test(path.basename(f)))
+        // What the process really holds open, where the target can tell (-1: not sampled or cannot tell).
+        const tenantFiles = (): number => support.openTenantDatabases?.(dir) ?? -1
         const sample = () => {
           const { open, pinned } = shard.stats()
           samples.push({ open, pinned, files: samples.length % 5 === 0 ? tenantFiles() : -1 })
@@ -633,19 +731,20 @@ export function storageBehaviourSuite(
         const maxPinned = Math.max(...samples.map((s) => s.pinned))
         assert.ok(maxPinned > MAX_OPEN, `pinning never went past maxOpen (max pinned ${maxPinned}): test too weak`)
         for (const s of samples) {
-          // What the process really holds open agrees with the pool (Linux only).
+          // What the process really holds open agrees with the pool (where the target can tell).
           if (s.files >= 0)
             assert.ok(s.files <= MAX_OPEN + s.pinned, `${s.files} tenant files open, pinned ${s.pinned}`)
         }
         const end = shard.stats()
         assert.ok(end.open <= MAX_OPEN && end.pinned === 0, `after the work: ${JSON.stringify(end)}`)
-        if (fs.existsSync('/proc/self/fd')) assert.ok(tenantFiles() <= MAX_OPEN)
+        const openAtEnd = tenantFiles()
+        if (openAtEnd >= 0) assert.ok(openAtEnd <= MAX_OPEN, `${openAtEnd} tenant databases open after the work`)
         for (const id of ids) assert.equal((await titlesIn(shard, id)).length, PER_TENANT * 2, id)
         await shard.close()
       })
 
       it('stats(): hits, misses and evictions follow the LRU', {}, async () => {
-        const { shard } = await open({ storageOptions: { maxOpen: 2 } })
+        const { shard } = await open({ storage: { maxOpen: 2 } })
         for (const id of ['a', 'b', 'c']) await shard.tenants.create(id)
         const base = shard.stats()
         assert.deepEqual(base, { open: 0, pinned: 0, hits: 0, misses: 0, evictions: 0 })
@@ -712,7 +811,7 @@ export function storageBehaviourSuite(
       it('create is atomic: a failing tenant migration leaves no file and no temporary file', {}, async () => {
         const dir = tempDir()
         const broken = createShardines({
-          storage: factory(dir),
+          storage: target.create(dir),
           migrations: {
             tenant: {
               ...tenantMigrations,
@@ -734,16 +833,16 @@ export function storageBehaviourSuite(
             assert.equal((error as MigrationError).migration, '003_broken')
           },
         )
-        assert.deepEqual(filesMentioning(dir, 'first'), [], 'the failed create left files behind')
-        const before = snapshotTree(dir)
+        assert.deepEqual(storedMentioning(dir, 'first') ?? [], [], 'the failed create left files behind')
+        const before = storedTree(dir)
         assertError(await caught(() => broken.tenants.create('second')), MigrationError, 'second failing create')
-        assert.deepEqual(snapshotTree(dir), before, 'a failed create changed the data folder')
+        assert.deepEqual(storedTree(dir), before, 'a failed create changed the data folder')
         assert.equal(await broken.tenants.exists('first'), false)
         assert.deepEqual(await listed(broken), [])
         assertError(await caught(() => broken.withTenant('first', () => 1)), TenantNotFoundError, 'scope after failure')
         await broken.close()
         // The same id can be created once the migrations are fixed.
-        const fixed = createShardines({ storage: factory(dir), migrations: { tenant: tenantMigrations } })
+        const fixed = createShardines({ storage: target.create(dir), migrations: { tenant: tenantMigrations } })
         await fixed.tenants.create('first')
         assert.deepEqual(await listed(fixed), ['first'])
         await fixed.close()
@@ -753,7 +852,7 @@ export function storageBehaviourSuite(
         const dir = tempDir()
         const building = signal()
         const shard = createShardines({
-          storage: factory(dir),
+          storage: target.create(dir),
           migrations: {
             tenant: { ...tenantMigrations, '003_slow': slowMigration(60, 'slow_table', () => building.fire()) },
           },
@@ -777,9 +876,12 @@ export function storageBehaviourSuite(
         await shard.close()
       })
 
-      for (const journalMode of ['delete', 'wal'] as const) {
-        it(`destroy (${journalMode} journal): the files go, later scopes get TenantNotFoundError, and destroy waits for a running scope`, {}, async () => {
-          const { shard, dir } = await open({ storageOptions: { journalMode } })
+      for (const variant of variants) {
+        it(titled(
+          'destroy: the files go, later scopes get TenantNotFoundError, and destroy waits for a running scope',
+          variant,
+        ), {}, async () => {
+          const { shard, dir } = await open({ storage: variantOptions(variant) })
           await shard.tenants.create('victim')
           await shard.tenants.create('bystander')
           await shard.withTenant('victim', (t) => t.db.insertInto('documents').values({ title: 'x' }).execute())
@@ -795,7 +897,8 @@ export function storageBehaviourSuite(
             order.push('scope ended')
           })
           await entered.promise
-          assert.ok(filesMentioning(dir, 'victim').length > 0)
+          const whileRunning = storedMentioning(dir, 'victim')
+          if (whileRunning !== undefined) assert.ok(whileRunning.length > 0, 'no stored file names the victim')
           const destroying = shard.tenants.destroy('victim').then((existed) => {
             order.push('destroyed')
             return existed
@@ -808,7 +911,11 @@ export function storageBehaviourSuite(
           await running
           assert.equal(await destroying, true)
           assert.deepEqual(order, ['scope ended', 'destroyed'])
-          assert.deepEqual(filesMentioning(dir, 'victim'), [], 'destroy left files (or -wal/-shm/-journal) behind')
+          assert.deepEqual(
+            storedMentioning(dir, 'victim') ?? [],
+            [],
+            'destroy left files (or -wal/-shm/-journal) behind',
+          )
           assertError(await caught(() => shard.withTenant('victim', () => 1)), TenantNotFoundError, 'later scope')
           assert.equal(await shard.tenants.destroy('victim'), false)
           // The neighbour is untouched; the id can be reused and starts empty.
@@ -819,64 +926,154 @@ export function storageBehaviourSuite(
         })
       }
 
-      it('backup taken while another scope keeps writing is a consistent copy', { timeout: 30_000 }, async () => {
-        const { shard } = await open({ storageOptions: { synchronous: 'off' } })
-        await shard.tenants.create('src')
-        const out = tempDir()
-        const countIn = (file: string): number => {
-          const copy = new Database(file, { readonly: true })
-          try {
-            assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok', file)
-            return (copy.prepare('select count(*) as n from documents').get() as { n: number }).n
-          } finally {
-            copy.close()
+      for (const variant of variants) {
+        it(titled('backup taken while another scope keeps writing is a consistent copy', variant), {
+          timeout: 30_000,
+          needs: ['backupToPath'],
+        }, async () => {
+          const { shard } = await open({ storage: { unsynced: true, ...variantOptions(variant) } })
+          await shard.tenants.create('src')
+          const out = tempDir()
+          // 1. A scope holds an open transaction with an uncommitted row: the copy has only committed rows.
+          await shard.withTenant('src', (t) => t.db.insertInto('documents').values({ title: 'committed' }).execute())
+          await holdingOpenTransaction(shard, 'src', () => shard.tenants.backup('src', path.join(out, 'held.sqlite3')))
+          assert.equal(await countInCopy(path.join(out, 'held.sqlite3')), 1, 'the backup saw an uncommitted row')
+          await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
+          // 2. Copies taken while batches keep committing each hold one committed state.
+          const writer = await startBatchWriter(shard, 'src')
+          const during: number[] = []
+          for (let i = 0; i < 5; i++) {
+            const startedAt = writer.batches()
+            await shard.tenants.backup('src', path.join(out, 'nested', `copy-${i}.sqlite3`))
+            during.push(writer.batches() - startedAt)
           }
-        }
-        // 1. A scope holds an open transaction with an uncommitted row: the copy has only committed rows.
-        await shard.withTenant('src', (t) => t.db.insertInto('documents').values({ title: 'committed' }).execute())
-        await holdingOpenTransaction(shard, 'src', () => shard.tenants.backup('src', path.join(out, 'held.sqlite3')))
-        assert.equal(countIn(path.join(out, 'held.sqlite3')), 1, 'the backup saw an uncommitted row')
-        await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
-        // 2. Copies taken while batches keep committing each hold one committed state.
-        const writer = await startBatchWriter(shard, 'src')
-        const during: number[] = []
-        for (let i = 0; i < 5; i++) {
-          const startedAt = writer.batches()
-          await shard.tenants.backup('src', path.join(out, 'nested', `copy-${i}.sqlite3`))
-          during.push(writer.batches() - startedAt)
-        }
-        const committed = await writer.stop()
-        assert.ok(
-          during.some((n) => n > 0),
-          'no batch committed while any backup ran: the test proves nothing',
-        )
-        for (let i = 0; i < 5; i++) {
-          const count = countIn(path.join(out, 'nested', `copy-${i}.sqlite3`))
-          assert.ok(committed.has(count), `backup ${i} has ${count} rows: not a committed state (torn or uncommitted)`)
-          assert.ok(count > writer.initial, 'the backup should include batches committed before it ran')
-        }
-        // 3. Apex backs up the same way, also while an apex transaction is open.
-        await shard.apex.insertInto('accounts').values({ email: 'x@y.z' }).execute()
-        const apexCopy = path.join(out, 'apex-backup.sqlite3')
-        const release = signal()
-        const inTx = signal()
-        const apexTx = shard.apex.transaction().execute(async (trx) => {
-          await trx.insertInto('accounts').values({ email: 'uncommitted@y.z' }).execute()
-          inTx.fire()
-          await release.promise
+          const committed = await writer.stop()
+          assert.ok(
+            during.some((n) => n > 0),
+            'no batch committed while any backup ran: the test proves nothing',
+          )
+          for (let i = 0; i < 5; i++) {
+            const count = await countInCopy(path.join(out, 'nested', `copy-${i}.sqlite3`))
+            assert.ok(
+              committed.has(count),
+              `backup ${i} has ${count} rows: not a committed state (torn or uncommitted)`,
+            )
+            assert.ok(count > writer.initial, 'the backup should include batches committed before it ran')
+          }
+          // 3. Apex backs up the same way, also while an apex transaction is open.
+          await shard.apex.insertInto('accounts').values({ email: 'x@y.z' }).execute()
+          const apexCopy = path.join(out, 'apex-backup.sqlite3')
+          await holdingOpenApexTransaction(shard, () => shard.tenants.backup('apex', apexCopy))
+          assert.deepEqual(await support.rowsOfCopy(apexCopy, 'select email from accounts'), [{ email: 'x@y.z' }])
+          await shard.close()
         })
-        await inTx.promise
-        await shard.tenants.backup('apex', apexCopy)
-        release.fire()
-        await apexTx
-        const apex = new Database(apexCopy, { readonly: true })
-        assert.deepEqual(apex.prepare('select email from accounts').all(), [{ email: 'x@y.z' }])
-        apex.close()
-        await shard.close()
-      })
+      }
+
+      for (const variant of variants) {
+        it(titled(
+          'export streams a consistent copy while another scope keeps writing, and leaves nothing behind',
+          variant,
+        ), {
+          timeout: 30_000,
+          needs: ['exportStream'],
+        }, async () => {
+          const { shard, dir } = await open({ storage: { unsynced: true, ...variantOptions(variant) } })
+          await shard.tenants.create('src')
+          await shard.tenants.create('other')
+          const out = tempDir()
+          const exportTo = async (id: string, file: string) => {
+            await pipeline(shard.tenants.export(id), fs.createWriteStream(file))
+            return file
+          }
+          // 1. A quiet tenant: the copy holds exactly the rows (and the related rows) Shardines reads.
+          await shard.withTenant('src', async (t) => {
+            const docs = await t.db
+              .insertInto('documents')
+              .values([
+                { title: 'one', owner_id: null, status: 'open' },
+                { title: 'two', owner_id: 7, status: 'open' },
+                { title: 'three', owner_id: null, status: 'closed' },
+              ])
+              .returning('id')
+              .execute()
+            await t.db
+              .insertInto('comments')
+              .values(docs.map((d, i) => ({ document_id: d.id, body: `comment ${i}` })))
+              .execute()
+          })
+          await shard.withTenant('other', (t) => t.db.insertInto('documents').values({ title: 'not src' }).execute())
+          const filesBefore = storedTree(dir, { folders: false })
+          const quiet = await exportTo('src', path.join(out, 'quiet.sqlite3'))
+          const live = await shard.withTenant('src', async (t) => ({
+            documents: await t.db.selectFrom('documents').selectAll().orderBy('id').execute(),
+            comments: await t.db.selectFrom('comments').selectAll().orderBy('id').execute(),
+          }))
+          assert.equal(await countInCopy(quiet), 3)
+          assert.deepEqual(
+            {
+              documents: await support.rowsOfCopy(quiet, 'select * from documents order by id'),
+              comments: await support.rowsOfCopy(quiet, 'select * from comments order by id'),
+            },
+            live,
+          )
+          assert.deepEqual(storedTree(dir, { folders: false }), filesBefore, 'export left files in the storage')
+          // An export abandoned after its first chunk stops and leaves nothing behind either.
+          for await (const chunk of shard.tenants.export('src')) {
+            assert.ok(chunk.byteLength > 0)
+            break
+          }
+          assert.deepEqual(storedTree(dir, { folders: false }), filesBefore, 'an abandoned export left files behind')
+          await shard.withTenant('src', (t) => t.db.deleteFrom('comments').execute())
+          await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
+          // 2. A scope holds an open transaction with an uncommitted row: the copy has only committed rows.
+          await shard.withTenant('src', (t) => t.db.insertInto('documents').values({ title: 'committed' }).execute())
+          await holdingOpenTransaction(shard, 'src', () => exportTo('src', path.join(out, 'held.sqlite3')))
+          assert.equal(await countInCopy(path.join(out, 'held.sqlite3')), 1, 'the export saw an uncommitted row')
+          await shard.withTenant('src', (t) => t.db.deleteFrom('documents').execute())
+          // 3. Copies streamed while batches keep committing each hold one committed state.
+          const writer = await startBatchWriter(shard, 'src')
+          const during: number[] = []
+          for (let i = 0; i < 3; i++) {
+            const startedAt = writer.batches()
+            await exportTo('src', path.join(out, `copy-${i}.sqlite3`))
+            during.push(writer.batches() - startedAt)
+          }
+          const committed = await writer.stop()
+          assert.ok(
+            during.some((n) => n > 0),
+            'no batch committed while any export ran: the test proves nothing',
+          )
+          for (let i = 0; i < 3; i++) {
+            const count = await countInCopy(path.join(out, `copy-${i}.sqlite3`))
+            assert.ok(
+              committed.has(count),
+              `export ${i} has ${count} rows: not a committed state (torn or uncommitted)`,
+            )
+            assert.ok(count > writer.initial, 'the export should include batches committed before it began')
+          }
+          // 4. Apex exports the same way, also while an apex transaction is open.
+          await shard.apex.insertInto('accounts').values({ email: 'x@y.z' }).execute()
+          const apexCopy = path.join(out, 'apex.sqlite3')
+          await holdingOpenApexTransaction(shard, () => exportTo('apex', apexCopy))
+          assert.deepEqual(await support.rowsOfCopy(apexCopy, 'select email from accounts'), [{ email: 'x@y.z' }])
+          // 5. A tenant that does not exist (or no longer does): TenantNotFoundError, nothing streamed.
+          assertError(
+            await caught(() => shard.tenants.export('ghost')),
+            TenantNotFoundError,
+            'export of a missing tenant',
+          )
+          assert.equal(await shard.tenants.destroy('other'), true)
+          assertError(
+            await caught(() => shard.tenants.export('other')),
+            TenantNotFoundError,
+            'export of a destroyed tenant',
+          )
+          await shard.close()
+        })
+      }
 
       it('fork taken while another scope keeps writing is a consistent copy', { timeout: 30_000 }, async () => {
-        const { shard } = await open({ storageOptions: { synchronous: 'off' } })
+        const { shard } = await open({ storage: { unsynced: true } })
         await shard.tenants.create('src')
         await shard.tenants.create('taken')
         const countIn = (id: string) =>
@@ -917,6 +1114,732 @@ export function storageBehaviourSuite(
         assert.ok((await countIn('src')) > writer.initial)
         assert.deepEqual(await titlesIn(shard, 'taken'), [])
         await shard.close()
+      })
+    })
+
+    describe('lifecycle capabilities', () => {
+      it('rename: the rows move to the new id at once, the old id is gone, and a taken id gives TenantExistsError', {
+        needs: ['rename'],
+      }, async () => {
+        const { shard, dir } = await open()
+        await shard.tenants.create('before-name')
+        await shard.tenants.create('taken')
+        await shard.withTenant('before-name', (t) => t.db.insertInto('documents').values({ title: 'kept' }).execute())
+        await shard.tenants.rename('before-name', 'after-name')
+        assert.equal(await shard.tenants.exists('before-name'), false)
+        assert.equal(await shard.tenants.exists('after-name'), true)
+        assert.deepEqual(await titlesIn(shard, 'after-name'), ['kept'])
+        assertError(await caught(() => shard.withTenant('before-name', () => 1)), TenantNotFoundError, 'old id')
+        assert.deepEqual(await listed(shard), ['after-name', 'taken'])
+        assert.deepEqual(storedMentioning(dir, 'before-name') ?? [], [], 'rename left files under the old id')
+        const taken = await caught(() => shard.tenants.rename('after-name', 'taken'))
+        assertError(taken, TenantExistsError, 'rename onto a taken id')
+        assert.deepEqual(await titlesIn(shard, 'after-name'), ['kept'])
+        assert.deepEqual(await titlesIn(shard, 'taken'), [])
+        assertError(
+          await caught(() => shard.tenants.rename('ghost', 'x')),
+          TenantNotFoundError,
+          'rename of a missing tenant',
+        )
+        await shard.close()
+      })
+
+      it('archive and restore: scopes get TenantArchivedError until restore brings the rows back', {
+        needs: ['archive'],
+      }, async () => {
+        const { shard } = await open()
+        await shard.tenants.create('shelved')
+        await shard.tenants.create('active')
+        await shard.withTenant('shelved', (t) => t.db.insertInto('documents').values({ title: 'kept' }).execute())
+        const archived = await shard.tenants.archive('shelved')
+        assert.equal(archived.id, 'shelved')
+        assert.equal(archived.version, Object.keys(tenantMigrations).at(-1))
+        assertError(
+          await caught(() => shard.withTenant('shelved', () => 1)),
+          TenantArchivedError,
+          'scope of an archived tenant',
+        )
+        assert.deepEqual(await listed(shard), ['active'])
+        const shelf: string[] = []
+        for await (const entry of shard.tenants.archived()) shelf.push(entry.id)
+        assert.deepEqual(shelf, ['shelved'])
+        await shard.tenants.restore('shelved')
+        assert.deepEqual(await titlesIn(shard, 'shelved'), ['kept'])
+        assert.deepEqual(await listed(shard), ['active', 'shelved'])
+        for await (const entry of shard.tenants.archived()) assert.fail(`still archived: ${entry.id}`)
+        await shard.close()
+      })
+
+      const LIFECYCLE: readonly (readonly [Capability, string, (shard: Shard) => unknown])[] = [
+        [
+          'backupToPath',
+          'tenants.backup',
+          (shard) => shard.tenants.backup('acme', path.join(tempDir(), 'copy.sqlite3')),
+        ],
+        ['exportStream', 'tenants.export', (shard) => shard.tenants.export('acme')],
+        ['rename', 'tenants.rename', (shard) => shard.tenants.rename('acme', 'renamed')],
+        ['archive', 'tenants.archive', (shard) => shard.tenants.archive('acme')],
+        ['archive', 'tenants.restore', (shard) => shard.tenants.restore('acme')],
+        ['archive', 'tenants.archived', (shard) => shard.tenants.archived()],
+        ['doctor', 'tenants.doctor', (shard) => shard.tenants.doctor()],
+        ['layoutMigration', 'tenants.migrateLayout', (shard) => shard.tenants.migrateLayout()],
+      ]
+      const lacking = LIFECYCLE.filter(([capability]) => !capabilities[capability])
+      it('lifecycle calls of capabilities the adapter lacks are refused with InvalidOptionsError naming the capability, changing nothing', {
+        skipBecause: lacking.length === 0 && `the ${name} adapter declares every lifecycle capability`,
+      }, async () => {
+        const { shard, dir } = await open()
+        await shard.tenants.create('acme')
+        await shard.withTenant('acme', (t) => t.db.insertInto('documents').values({ title: 'kept' }).execute())
+        const before = storedTree(dir)
+        const wrong: string[] = []
+        for (const [capability, what, call] of lacking) {
+          const error = await caught(() => call(shard)).catch((e: Error) => e)
+          if (!(error instanceof InvalidOptionsError) || !error.message.includes(capability)) {
+            wrong.push(`${what}: ${String(error)}`)
+          }
+        }
+        assert.deepEqual(wrong, [])
+        assert.deepEqual(storedTree(dir), before)
+        assert.deepEqual(await titlesIn(shard, 'acme'), ['kept'])
+        assert.deepEqual(await listed(shard), ['acme'])
+        await shard.close()
+      })
+    })
+
+    describe('storage changed behind the adapter’s back', () => {
+      it('a damaged tenant database gives StorageError naming the tenant; the other tenants keep working', {}, async () => {
+        const { shard, dir } = await open()
+        for (const id of ['fine', 'broken']) {
+          await shard.tenants.create(id)
+          await shard.withTenant(id, (t) =>
+            t.db
+              .insertInto('documents')
+              .values({ title: `${id} doc` })
+              .execute(),
+          )
+        }
+        await shard.close()
+        await support.corrupt(dir, 'broken')
+        const { shard: reopened } = await open({ dir })
+        for (let i = 0; i < 2; i++) {
+          const error = await caught(() =>
+            reopened.withTenant('broken', (t) => t.db.selectFrom('documents').selectAll().execute()),
+          )
+          assertError(error, StorageError, `scope of a damaged tenant (attempt ${i + 1})`)
+          assert.equal((error as StorageError).code, 'STORAGE_FAILED')
+          assert.equal((error as StorageError).tenantId, 'broken')
+          assert.match((error as Error).message, /broken/)
+        }
+        assert.deepEqual(await titlesIn(reopened, 'fine'), ['fine doc'])
+        assert.equal(reopened.stats().pinned, 0)
+        await reopened.close()
+      })
+
+      it('a tenant removed behind the adapter’s back is gone: not listed, scopes get TenantNotFoundError, the id can be created again', {}, async () => {
+        const { shard, dir } = await open()
+        for (const id of ['stays', 'vanished']) {
+          await shard.tenants.create(id)
+          await shard.withTenant(id, (t) =>
+            t.db
+              .insertInto('documents')
+              .values({ title: `${id} doc` })
+              .execute(),
+          )
+        }
+        await shard.close()
+        await support.remove(dir, 'vanished')
+        const { shard: reopened } = await open({ dir })
+        assert.equal(await reopened.tenants.exists('vanished'), false)
+        assert.deepEqual(await listed(reopened), ['stays'])
+        assertError(await caught(() => reopened.withTenant('vanished', () => 1)), TenantNotFoundError, 'scope')
+        assert.equal(await reopened.tenants.destroy('vanished'), false)
+        await reopened.tenants.create('vanished')
+        assert.deepEqual(await titlesIn(reopened, 'vanished'), [])
+        assert.deepEqual(await titlesIn(reopened, 'stays'), ['stays doc'])
+        await reopened.close()
+      })
+    })
+
+    describe('synchronous prepared reads', () => {
+      it('executeSync reads the current tenant’s rows, its own transaction’s, and (beside another scope’s open transaction) the committed ones', {
+        needs: ['syncReads'],
+      }, async () => {
+        const { shard } = await open()
+        for (const id of ['left', 'right']) {
+          await shard.tenants.create(id)
+          await shard.withTenant(id, (t) =>
+            t.db
+              .insertInto('documents')
+              .values({ title: `${id} row` })
+              .execute(),
+          )
+        }
+        const titles = shard.prepare((db) => db.selectFrom('documents').select('title').orderBy('id'))
+        assertError(await caught(() => titles.executeSync()), NoTenantError, 'executeSync outside a scope')
+        for (const id of ['left', 'right']) {
+          await shard.withTenant(id, async () => {
+            assert.deepEqual(titles.executeSync(), [{ title: `${id} row` }])
+            assert.deepEqual(titles.executeTakeFirstSync(), { title: `${id} row` })
+          })
+        }
+        await shard.withTenant('left', async () => {
+          await shard.withTenant('right', async () => assert.deepEqual(titles.executeSync(), [{ title: 'right row' }]))
+          assert.deepEqual(titles.executeSync(), [{ title: 'left row' }])
+        })
+        // Inside its own transaction it sees the uncommitted row; another scope reads the committed state without waiting.
+        await holdingOpenTransaction(shard, 'left', async () => {
+          const seen = await shard.withTenant('left', async () => titles.executeSync())
+          assert.deepEqual(seen, [{ title: 'left row' }])
+          assert.deepEqual(await shard.withTenant('right', async () => titles.executeSync()), [{ title: 'right row' }])
+        })
+        await shard.withTenant('left', (t) =>
+          t.transaction(async (trx) => {
+            await trx.db.insertInto('documents').values({ title: 'left tx' }).execute()
+            assert.deepEqual(titles.executeSync(), [{ title: 'left row' }, { title: 'left tx' }])
+          }),
+        )
+        assert.deepEqual(await titlesIn(shard, 'left'), ['left row', 'left tx'])
+        await shard.close()
+      })
+
+      it('executeSync without synchronous reads is refused with InvalidOptionsError', {
+        lacks: ['syncReads'],
+      }, async () => {
+        const { shard } = await open()
+        await shard.tenants.create('acme')
+        const titles = shard.prepare((db) => db.selectFrom('documents').select('title'))
+        await shard.withTenant('acme', async () => {
+          assertError(await caught(() => titles.executeSync()), InvalidOptionsError, 'executeSync')
+          assert.deepEqual(await titles.execute(), [])
+        })
+        await shard.close()
+      })
+    })
+
+    describe('statement guard', () => {
+      /** A shard with apex seeded (three accounts, two plans) and tenants acme and beta, each with four documents and two comments. */
+      const guardWorld = async (opts: TargetShardOptions = {}) => {
+        const { shard, dir } = await open({ ...opts, storage: { unsynced: true } })
+        await shard.apex.insertInto('accounts').values(APEX_ACCOUNTS).execute()
+        await shard.apex.insertInto('plans').values(APEX_PLANS).execute()
+        for (const id of ['acme', 'beta']) {
+          await shard.tenants.create(id)
+          await shard.withTenant(id, async (t) => {
+            await t.db.insertInto('documents').values(seededDocuments(id)).execute()
+            await t.db
+              .insertInto('comments')
+              .values([
+                { id: 1, document_id: 1, body: `${id} first` },
+                { id: 2, document_id: 2, body: `${id} second` },
+              ])
+              .execute()
+          })
+        }
+        const outside = tempDir('shardines-guard-outside-')
+        /** What a refused statement must leave as it was, read behind Shardines' back. */
+        const stored = async () => {
+          const out: Record<string, unknown> = {}
+          for (const db of ['apex', 'acme', 'beta']) {
+            out[`${db} schema`] = await support.rawRows(
+              dir,
+              db,
+              'select type, name, tbl_name, sql from sqlite_master order by type, name',
+            )
+            out[`${db} user_version`] = await support.rawRows(dir, db, 'pragma user_version')
+          }
+          out.accounts = await support.rawRows(dir, 'apex', 'select * from accounts order by id')
+          out.plans = await support.rawRows(dir, 'apex', 'select * from plans order by id')
+          for (const id of ['acme', 'beta']) {
+            out[`${id} documents`] = await support.rawRows(dir, id, 'select * from documents order by id')
+            out[`${id} comments`] = await support.rawRows(dir, id, 'select * from comments order by id')
+          }
+          return out
+        }
+        const seeded = await stored()
+        assert.deepEqual(seeded.accounts, APEX_ACCOUNTS, 'rawRows reads what shard.apex wrote')
+        assert.deepEqual(seeded['acme documents'], seededDocuments('acme'), 'rawRows reads what the acme scope wrote')
+        /** Runs `fn` in acme's scope, with apex attached where the adapter can attach. */
+        const inAcme = (fn: (t: Scope) => Promise<unknown>) => () =>
+          shard.withTenant('acme', async (t) => {
+            if (capabilities.attach) await t.attach('apex')
+            return fn(t)
+          })
+        return { shard, dir, outside, stored, seeded, inAcme }
+      }
+      const roa: Refusal = { error: ReadOnlyAttachmentError, schema: 'apex', tenantId: 'acme' }
+      /** `NO_TENANT`: the error names no tenant (shard.apex, withTenants). */
+      const refused = (refusal: StatementRefusal, tenantId: string | typeof NO_TENANT = 'acme'): Refusal => ({
+        error: StatementRefusedError,
+        kind: refusal,
+        tenantId: tenantId === NO_TENANT ? undefined : tenantId,
+      })
+
+      it('writes and DDL aimed at apex from a tenant scope (raw SQL, sql templates, builder targets, shard.db(), a transaction) are refused and change nothing', {
+        needs: ['attach'],
+      }, async () => {
+        const w = await guardWorld()
+        const raw = (text: string) => w.inAcme((t) => sql.raw(text).execute(t.db))
+        const failures = await attempts([
+          ['sql.raw insert into apex', raw("insert into apex.accounts (email) values ('evil@x.test')"), roa],
+          [
+            'sql.raw upsert into apex',
+            raw(
+              "insert into apex.accounts (id, email) values (1, 'evil@x.test') on conflict (id) do update set email = excluded.email",
+            ),
+            roa,
+          ],
+          ['sql.raw update apex', raw("update apex.accounts set plan = 'enterprise'"), roa],
+          [
+            'sql.raw delete from apex driven by tenant rows',
+            raw('delete from apex.accounts where id in (select owner_id from main.documents)'),
+            roa,
+          ],
+          [
+            'sql.raw insert … select into apex',
+            raw('insert into apex.plans (id, name) select title, status from main.documents'),
+            roa,
+          ],
+          ['sql.raw quoted "apex"."accounts"', raw(`update "apex"."accounts" set "plan" = 'x'`), roa],
+          ['sql.raw bracket-quoted, mixed case', raw('DELETE FROM [APEX].Accounts'), roa],
+          ['sql.raw create table in apex', raw('create table apex.evil (x)'), roa],
+          ['sql.raw drop table in apex', raw('drop table apex.plans'), roa],
+          ['sql.raw alter table in apex', raw('alter table apex.accounts add column evil text'), roa],
+          [
+            'sql template with a bound parameter',
+            w.inAcme((t) => sql`insert into apex.accounts (email) values (${'evil@x.test'})`.execute(t.db)),
+            roa,
+          ],
+          [
+            'builder insertInto("apex.accounts")',
+            w.inAcme((t) =>
+              (t.db as Kysely<any>).insertInto('apex.accounts').values({ email: 'evil@x.test' }).execute(),
+            ),
+            roa,
+          ],
+          [
+            'builder deleteFrom(sql.table("apex.accounts"))',
+            w.inAcme((t) => (t.db as Kysely<any>).deleteFrom(sql.table('apex.accounts') as never).execute()),
+            roa,
+          ],
+          ['shard.db() delete from apex', w.inAcme(() => sql`delete from apex.accounts`.execute(w.shard.db())), roa],
+          [
+            'builder update of apex inside t.transaction',
+            w.inAcme((t) =>
+              t.transaction((trx) =>
+                (trx.db as Kysely<any>).updateTable('apex.plans').set({ name: 'Hacked' }).execute(),
+              ),
+            ),
+            roa,
+          ],
+        ])
+        assert.deepEqual(failures, [])
+        assert.deepEqual(await w.stored(), w.seeded, 'a refused statement changed what is stored')
+        // Apex is still readable from the tenant, and writable through shard.apex.
+        const seen = await w.shard.withTenant('acme', (t) =>
+          t.db.selectFrom('apex.accounts').selectAll().orderBy('id').execute(),
+        )
+        assert.deepEqual(seen, APEX_ACCOUNTS)
+        await w.shard.close()
+      })
+
+      it('ATTACH, DETACH and VACUUM INTO are refused in tenant scopes and on shard.apex, and write no file', {}, async () => {
+        const w = await guardWorld()
+        const file = (n: string) => path.join(w.outside, n)
+        const databases = () =>
+          w.shard.withTenant('acme', async (t) =>
+            (await sql<{ name: string }>`pragma database_list`.execute(t.db)).rows.map((r) => r.name).sort(),
+          )
+        // The canonical state: apex attached on acme's connection where the adapter attaches.
+        await w.inAcme(async () => undefined)()
+        const databasesBefore = await databases()
+        const failures = await attempts([
+          [
+            'attach a new file (bound path)',
+            w.inAcme((t) => sql`attach database ${file('evil.sqlite3')} as evil`.execute(t.db)),
+            refused('attach'),
+          ],
+          [
+            'ATTACH with comments, upper case and a literal path',
+            w.inAcme((t) =>
+              sql.raw(`/* hi */ ATTACH DATABASE '${file('literal.sqlite3')}' AS "x" -- bye`).execute(t.db),
+            ),
+            refused('attach'),
+          ],
+          [
+            'attach an in-memory database',
+            w.inAcme((t) => sql`attach database ':memory:' as mem`.execute(t.db)),
+            refused('attach'),
+          ],
+          [
+            'attach as main',
+            w.inAcme((t) => sql`attach database ${file('main.sqlite3')} as main`.execute(t.db)),
+            refused('attach'),
+          ],
+          [
+            'attach through shard.db()',
+            w.inAcme(() => sql`attach database ${file('db.sqlite3')} as evil`.execute(w.shard.db())),
+            refused('attach'),
+          ],
+          [
+            'attach inside t.transaction',
+            w.inAcme((t) =>
+              t.transaction((trx) => sql`attach database ${file('trx.sqlite3')} as evil`.execute(trx.db)),
+            ),
+            refused('attach'),
+          ],
+          ['detach apex', w.inAcme((t) => sql.raw('detach apex').execute(t.db)), refused('detach')],
+          [
+            'DETACH DATABASE "apex"',
+            w.inAcme((t) => sql.raw('DETACH DATABASE "apex"').execute(t.db)),
+            refused('detach'),
+          ],
+          [
+            'vacuum into a file',
+            w.inAcme((t) => sql`vacuum into ${file('vacuum.sqlite3')}`.execute(t.db)),
+            refused('vacuum-into'),
+          ],
+          [
+            'vacuum main into a literal path',
+            w.inAcme((t) => sql.raw(`vacuum main into '${file('vacuum-main.sqlite3')}'`).execute(t.db)),
+            refused('vacuum-into'),
+          ],
+          [
+            'shard.apex: attach a file',
+            () => sql`attach database ${file('apex-attach.sqlite3')} as a`.execute(w.shard.apex),
+            refused('attach', NO_TENANT),
+          ],
+          [
+            'shard.apex: vacuum into a file',
+            () => sql`vacuum into ${file('apex-copy.sqlite3')}`.execute(w.shard.apex),
+            refused('vacuum-into', NO_TENANT),
+          ],
+        ])
+        assert.deepEqual(failures, [])
+        assert.deepEqual(snapshotTree(w.outside), [], 'a refused statement wrote a file')
+        assert.deepEqual(await w.stored(), w.seeded, 'a refused statement changed what is stored')
+        assert.deepEqual(await databases(), databasesBefore, 'a fresh scope sees other databases than before')
+        if (capabilities.attach) {
+          // apex is still attached and readable where it was (the detach was refused, not run).
+          const seen = await w.inAcme((t) => t.db.selectFrom('apex.accounts').selectAll().orderBy('id').execute())()
+          assert.deepEqual(seen, APEX_ACCOUNTS)
+        }
+        await w.shard.close()
+      })
+
+      it('a temp trigger that would write apex is refused when an innocent statement fires it, and is gone for the next scope', {
+        needs: ['attach'],
+      }, async () => {
+        const w = await guardWorld()
+        const failures = await attempts([
+          [
+            'builder insert after a temp trigger copying titles into apex.plans',
+            w.inAcme(async (t) => {
+              await sql`create temp trigger copy_out after insert on main.documents begin insert into apex.plans (id, name) values (new.title, 'stolen'); end`.execute(
+                t.db,
+              )
+              await t.db.insertInto('documents').values({ title: 'innocent' }).execute()
+            }),
+            roa,
+          ],
+          [
+            'model update after a temp trigger wiping apex.accounts',
+            w.inAcme(async (t) => {
+              await sql`create temp trigger wipe after update on main.documents begin delete from apex.accounts; end`.execute(
+                t.db,
+              )
+              await t.models.Document.update(1, { title: 'innocent' })
+            }),
+            roa,
+          ],
+        ])
+        assert.deepEqual(failures, [])
+        assert.deepEqual(await w.stored(), w.seeded, 'a refused statement changed what is stored')
+        // The next scope starts clean: its innocent writes succeed and apex is untouched.
+        await w.inAcme(async (t) => {
+          const row = await t.db
+            .insertInto('documents')
+            .values({ title: 'next scope' })
+            .returning('id')
+            .executeTakeFirstOrThrow()
+          await t.models.Document.update(row.id, { title: 'next scope, updated' })
+          await t.db.deleteFrom('documents').where('id', '=', row.id).execute()
+        })()
+        assert.deepEqual(await w.stored(), w.seeded)
+        await w.shard.close()
+      })
+
+      it('pragmas that change a connection are refused (tenant scopes, shard.db(), transactions, shard.apex) and change nothing', {}, async () => {
+        const w = await guardWorld()
+        const raw = (text: string) => w.inAcme((t) => sql.raw(text).execute(t.db))
+        const failures = await attempts([
+          ['pragma query_only = 1', raw('pragma query_only = 1'), refused('pragma')],
+          ['pragma foreign_keys = off', raw('pragma foreign_keys = off'), refused('pragma')],
+          ['pragma busy_timeout = 0', raw('pragma busy_timeout = 0'), refused('pragma')],
+          ['pragma user_version = 99', raw('pragma user_version = 99'), refused('pragma')],
+          ['pragma case_sensitive_like = 1', raw('pragma case_sensitive_like = 1'), refused('pragma')],
+          ['pragma writable_schema = on', raw('pragma writable_schema = on'), refused('pragma')],
+          ['pragma locking_mode = exclusive', raw('pragma locking_mode = exclusive'), refused('pragma')],
+          ['pragma journal_mode = wal', raw('pragma journal_mode = wal'), refused('pragma')],
+          ['/* c */ PRAGMA "query_only" = 1', raw('/* c */ PRAGMA "query_only" = 1'), refused('pragma')],
+          ['pragma query_only(1)', raw('pragma query_only(1)'), refused('pragma')],
+          [
+            'shard.db(): pragma foreign_keys = off',
+            w.inAcme(() => sql`pragma foreign_keys = off`.execute(w.shard.db())),
+            refused('pragma'),
+          ],
+          [
+            'inside t.transaction: pragma defer_foreign_keys = on',
+            w.inAcme((t) => t.transaction((trx) => sql`pragma defer_foreign_keys = on`.execute(trx.db))),
+            refused('pragma'),
+          ],
+          [
+            'shard.apex: pragma journal_mode = delete',
+            () => sql`pragma journal_mode = delete`.execute(w.shard.apex),
+            refused('pragma', NO_TENANT),
+          ],
+          [
+            'shard.apex: pragma query_only = 1',
+            () => sql`pragma query_only = 1`.execute(w.shard.apex),
+            refused('pragma', NO_TENANT),
+          ],
+        ])
+        assert.deepEqual(failures, [])
+        assert.deepEqual(await w.stored(), w.seeded, 'a refused pragma changed what is stored')
+        // A fresh scope's connection is as it was: writable, foreign keys on, LIKE case-insensitive.
+        await w.shard.withTenant('acme', async (t) => {
+          assert.deepEqual((await sql`pragma query_only`.execute(t.db)).rows, [{ query_only: 0 }])
+          assert.deepEqual((await sql`pragma foreign_keys`.execute(t.db)).rows, [{ foreign_keys: 1 }])
+          assert.deepEqual((await sql`select 'a' like 'A' as ci`.execute(t.db)).rows, [{ ci: 1 }])
+          const row = await t.db
+            .insertInto('documents')
+            .values({ title: 'after' })
+            .returning('id')
+            .executeTakeFirstOrThrow()
+          await t.db.deleteFrom('documents').where('id', '=', row.id).execute()
+        })
+        await w.shard.apex.insertInto('plans').values({ id: 'team', name: 'Team' }).execute()
+        await w.shard.apex.deleteFrom('plans').where('id', '=', 'team').execute()
+        assert.deepEqual(await w.stored(), w.seeded)
+        await w.shard.close()
+      })
+
+      it('two tenants never see each other’s rows: 200 concurrent scopes across 10 tenants through every entry point, with random awaits; what is stored agrees', {
+        timeout: 60_000,
+      }, async () => {
+        const { shard, dir } = await open({ storage: { maxOpen: 4, unsynced: true } })
+        const random = seededRandom(20260417)
+        const ids = Array.from({ length: 10 }, (_, i) => `iso${i}`)
+        for (const id of ids) await shard.tenants.create(id)
+        const owner = await shard.models.Account.create({ email: 'owner@x.test' })
+        const written = new Map<string, string[]>(ids.map((id) => [id, []]))
+        const prepared = shard.prepare((db) => db.selectFrom('documents').select('title').orderBy('id'))
+        const writers: readonly (readonly [string, (t: Scope, title: string) => Promise<unknown>])[] = [
+          ['builder', (t, title) => t.db.insertInto('documents').values({ title, owner_id: owner.id }).execute()],
+          [
+            'sql template',
+            (t, title) => sql`insert into documents (title, owner_id) values (${title}, ${owner.id})`.execute(t.db),
+          ],
+          ['model', (t, title) => t.models.Document.create({ title, owner_id: owner.id })],
+          [
+            'shard.db()',
+            (_t, title) => shard.db().insertInto('documents').values({ title, owner_id: owner.id }).execute(),
+          ],
+          [
+            'transaction',
+            (t, title) =>
+              t.transaction(async (trx) => {
+                await trx.db.insertInto('documents').values({ title, owner_id: owner.id }).execute()
+                await randomPause(random)
+              }),
+          ],
+        ]
+        const readers: (readonly [string, (t: Scope) => Promise<string[]>])[] = [
+          ['builder', async (t) => (await t.db.selectFrom('documents').select('title').execute()).map((r) => r.title)],
+          [
+            'sql.raw',
+            async (t) =>
+              (await sql.raw<{ title: string }>('select title from documents').execute(t.db)).rows.map((r) => r.title),
+          ],
+          ['model', async (t) => (await t.models.Document.all()).map((r) => r.title)],
+          ['prepared', async () => (await prepared.execute()).map((r) => r.title)],
+          [
+            'shard.db()',
+            async () => (await shard.db().selectFrom('documents').select('title').execute()).map((r) => r.title),
+          ],
+          [
+            'stream',
+            async (t) => {
+              const titles: string[] = []
+              for await (const row of t.db.selectFrom('documents').select('title').stream()) titles.push(row.title)
+              return titles
+            },
+          ],
+          [
+            'model include of the apex owner',
+            async (t) =>
+              (await t.models.Document.include('owner').all()).map((r) => {
+                assert.equal(r.owner?.email, 'owner@x.test', `${r.title}: owner`)
+                return r.title
+              }),
+          ],
+        ]
+        if (capabilities.attach) {
+          readers.push([
+            'builder join with apex',
+            async (t) =>
+              (
+                await t.db
+                  .selectFrom('documents as d')
+                  .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
+                  .select(['d.title', 'a.email'])
+                  .execute()
+              ).map((r) => r.title),
+          ])
+        }
+        if (capabilities.syncReads)
+          readers.push(['prepared executeSync', async () => prepared.executeSync().map((r) => r.title)])
+        await runInLanes(200, 40, async (n) => {
+          const id = ids[Math.floor(random() * ids.length)]!
+          const [how, write] = writers[n % writers.length]!
+          await shard.withTenant(id, async (t) => {
+            await randomPause(random)
+            const title = `${id}:${n}:${how}`
+            await write(t, title)
+            written.get(id)!.push(title)
+            for (const [what, read] of readers) {
+              await randomPause(random)
+              assert.equal(shard.currentTenant(), id, `currentTenant() before the ${what} read`)
+              const titles = await read(t)
+              for (const seen of titles) assert.ok(seen.startsWith(`${id}:`), `${what}: scope ${id} saw "${seen}"`)
+              assert.ok(titles.includes(title), `${what}: scope ${id} does not see its own row ${title}`)
+            }
+          })
+        })
+        for (const id of ids) {
+          const stored = await support.rawRows(dir, id, 'select title from documents')
+          assert.deepEqual(stored.map((r) => r.title).sort(), [...written.get(id)!].sort(), `what ${id} stores`)
+        }
+        assert.deepEqual(await support.rawRows(dir, 'apex', 'select email from accounts'), [{ email: 'owner@x.test' }])
+        await shard.close()
+      })
+
+      it('a model include from a tenanted model to an apex model returns the apex rows (one statement through ATTACH, separate apex reads without it)', {}, async () => {
+        const events: ShardinesLogEvent[] = []
+        const w = await guardWorld({ log: (event) => (event.level === 'query' ? events.push(event) : undefined) })
+        const owners = (rows: readonly { id: number; owner: unknown }[]) => rows.map((r) => [r.id, r.owner])
+        const expected = [
+          [1, APEX_ACCOUNTS[0]],
+          [2, APEX_ACCOUNTS[1]],
+          [3, null],
+          [4, null],
+        ]
+        await w.shard.withTenant('acme', async (t) => {
+          events.length = 0
+          assert.deepEqual(owners(await t.models.Document.orderBy('id').include('owner').all()), expected)
+          const onTenant = events.filter((e) => e.tenantId === 'acme').map((e) => e.query.sql)
+          if (capabilities.attach) {
+            assert.equal(onTenant.length, 1, onTenant.join('\n'))
+            assert.match(onTenant[0]!, /"apex"\."accounts"/)
+          } else {
+            assert.deepEqual(
+              onTenant.filter((s) => /apex/i.test(s)),
+              [],
+              'a tenant statement names apex',
+            )
+            assert.ok(
+              events.some((e) => e.tenantId === 'apex' && /"accounts"/.test(e.query.sql)),
+              'the owners were not read from apex',
+            )
+          }
+          const spec = await t.models.Document.where('title', '=', 'acme spec').include('owner', 'comments').first()
+          assert.deepEqual(spec?.owner, APEX_ACCOUNTS[1])
+          assert.deepEqual(
+            spec?.comments.map((c) => c.body),
+            ['acme second'],
+          )
+          const ghost = await t.models.Document.where('title', '=', 'acme ghost').include('owner').first()
+          assert.equal(ghost?.owner, null)
+        })
+        // Inside a transaction of another tenant, nested in acme's scope: that tenant's rows, the same apex owners.
+        await w.shard.withTenant('acme', () =>
+          w.shard.withTenant('beta', (t) =>
+            t.transaction(async (trx) => {
+              const rows = await trx.models.Document.orderBy('id').include('owner').all()
+              assert.deepEqual(owners(rows), expected)
+              assert.deepEqual(
+                rows.map((r) => r.title),
+                seededDocuments('beta').map((d) => d.title),
+              )
+            }),
+          ),
+        )
+        await w.shard.close()
+      })
+
+      it('without attach: apex.<table> in a tenant scope, t.attach and withTenants get CrossDatabaseQueryError, and apex stays reachable through shard.apex', {
+        lacks: ['attach'],
+      }, async () => {
+        const w = await guardWorld()
+        const joined = w.shard.prepare((db) =>
+          db
+            .selectFrom('documents as d')
+            .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
+            .select(['d.title', 'a.email']),
+        )
+        const cross = (tenantId: string | typeof NO_TENANT = 'acme'): Refusal => ({
+          error: CrossDatabaseQueryError,
+          tenantId: tenantId === NO_TENANT ? undefined : tenantId,
+        })
+        const inAcme = (fn: (t: Scope) => Promise<unknown>) => () => w.shard.withTenant('acme', fn)
+        const failures = await attempts([
+          [
+            'builder selectFrom("apex.accounts")',
+            inAcme((t) => t.db.selectFrom('apex.accounts').selectAll().execute()),
+            cross(),
+          ],
+          [
+            'builder join with apex.accounts',
+            inAcme((t) =>
+              t.db
+                .selectFrom('documents as d')
+                .innerJoin('apex.accounts as a', 'a.id', 'd.owner_id')
+                .select(['d.title', 'a.email'])
+                .execute(),
+            ),
+            cross(),
+          ],
+          [
+            'builder subquery of apex.accounts',
+            inAcme((t) =>
+              t.db
+                .selectFrom('documents')
+                .select('title')
+                .where('owner_id', 'in', (eb) => eb.selectFrom('apex.accounts').select('id'))
+                .execute(),
+            ),
+            cross(),
+          ],
+          [
+            'shard.db() naming apex.plans',
+            inAcme(() => w.shard.db().selectFrom('apex.plans').selectAll().execute()),
+            cross(),
+          ],
+          ['a prepared query joining apex', inAcme(() => joined.execute()), cross()],
+          ['t.attach("apex")', inAcme((t) => t.attach('apex')), cross()],
+          ['withTenants', () => w.shard.withTenants(['acme', 'beta'], () => 'ran'), cross(NO_TENANT)],
+        ])
+        assert.deepEqual(failures, [])
+        const error = await caught(inAcme((t) => t.db.selectFrom('apex.accounts').selectAll().execute()))
+        assert.equal((error as CrossDatabaseQueryError).code, 'CROSS_DATABASE_QUERY')
+        assert.equal((error as CrossDatabaseQueryError).storageKind, kind)
+        assert.deepEqual(await w.shard.apex.selectFrom('accounts').selectAll().orderBy('id').execute(), APEX_ACCOUNTS)
+        assert.deepEqual(
+          await w.shard.withTenant('acme', () => w.shard.models.Plan.query().selectAll().orderBy('id').execute()),
+          APEX_PLANS,
+        )
+        assert.deepEqual(await w.stored(), w.seeded)
+        await w.shard.close()
       })
     })
 
@@ -976,6 +1899,7 @@ export function storageBehaviourSuite(
           'tenants.list': () => shard.tenants.list(),
           'tenants.destroy': () => shard.tenants.destroy('acme'),
           'tenants.backup': () => shard.tenants.backup('acme', path.join(dir, 'b.sqlite3')),
+          'tenants.export': () => shard.tenants.export('acme'),
           'tenants.fork': () => shard.tenants.fork('acme', 'copy'),
           'migrate.apex': () => shard.migrate.apex(),
           'migrate.tenant': () => shard.migrate.tenant('acme'),
@@ -988,8 +1912,8 @@ export function storageBehaviourSuite(
           if (!(error instanceof ShardinesClosedError)) wrong.push(`${what}: ${String(error)}`)
         }
         assert.deepEqual(wrong, [])
-        assert.deepEqual(filesMentioning(dir, 'new'), [])
-        assert.deepEqual(filesMentioning(dir, 'copy'), [])
+        assert.deepEqual(storedMentioning(dir, 'new') ?? [], [])
+        assert.deepEqual(storedMentioning(dir, 'copy') ?? [], [])
       })
 
       it('close() while a scope runs: the scope’s later statements get ShardinesClosedError', {}, async () => {
@@ -1098,9 +2022,89 @@ async function startBatchWriter(shard: Shard, id: string) {
   }
 }
 
-/** How many distinct files under `dir` this process holds open (Linux `/proc/self/fd`; -1 elsewhere). */
-function openFilesUnder(dir: string, accept: (file: string) => boolean): number {
-  const paths = openPathsUnder(dir)
-  if (paths === undefined) return -1
-  return new Set(paths.map(mainFileOf).filter(accept)).size
+/**
+ * Runs `copy` while an apex transaction holds one uncommitted account, then
+ * lets that transaction commit.
+ */
+async function holdingOpenApexTransaction(shard: Shard, copy: () => Promise<unknown>): Promise<void> {
+  const release = signal()
+  const inTx = signal()
+  const apexTx = shard.apex.transaction().execute(async (trx) => {
+    await trx.insertInto('accounts').values({ email: 'uncommitted@y.z' }).execute()
+    inTx.fire()
+    await release.promise
+  })
+  await inTx.promise
+  try {
+    await copy()
+  } finally {
+    release.fire()
+    await apexTx
+  }
+}
+
+/** Where a refusal names no tenant (a default parameter would turn `undefined` into its default). */
+const NO_TENANT = null
+
+/** The guard world's apex accounts, as `shard.apex` returns them. */
+const APEX_ACCOUNTS = [
+  { id: 1, email: 'ann@x.test', plan: 'pro' },
+  { id: 2, email: 'bob@x.test', plan: 'free' },
+  { id: 3, email: 'cy@x.test', plan: 'team' },
+]
+
+const APEX_PLANS = [
+  { id: 'free', name: 'Free' },
+  { id: 'pro', name: 'Pro' },
+]
+
+/** The four documents each guard-world tenant starts with (one owned by a missing account). */
+function seededDocuments(id: string) {
+  return [
+    { id: 1, title: `${id} plan`, owner_id: 1, status: 'open' },
+    { id: 2, title: `${id} spec`, owner_id: 2, status: 'closed' },
+    { id: 3, title: `${id} orphan`, owner_id: null, status: 'open' },
+    { id: 4, title: `${id} ghost`, owner_id: 9, status: 'open' },
+  ]
+}
+
+/** A typed refusal a hostile statement must get. */
+interface Refusal {
+  readonly error: abstract new (...args: never[]) => ShardinesError
+  /** For StatementRefusedError. */
+  readonly kind?: StatementRefusal
+  /** For ReadOnlyAttachmentError: the attached schema written. */
+  readonly schema?: string
+  /** The tenant the error names (undefined outside a withTenant scope). */
+  readonly tenantId: string | undefined
+}
+
+/**
+ * Runs each attempt and returns what went wrong: an attempt that ran instead
+ * of being refused, or was refused with another error than expected.
+ */
+async function attempts(
+  cases: readonly (readonly [label: string, attempt: () => unknown, expected: Refusal])[],
+): Promise<string[]> {
+  const failures: string[] = []
+  for (const [label, attempt, expected] of cases) {
+    let error: unknown
+    try {
+      error = await caught(attempt)
+    } catch {
+      failures.push(`${label}: ran instead of being refused`)
+      continue
+    }
+    const shown = error instanceof Error ? `${error.constructor.name}: ${error.message}` : String(error)
+    if (!(error instanceof expected.error)) {
+      failures.push(`${label}: expected ${expected.error.name}, got ${shown}`)
+    } else if (error.tenantId !== expected.tenantId) {
+      failures.push(`${label}: names tenant ${String(error.tenantId)}, not ${String(expected.tenantId)}`)
+    } else if (error instanceof StatementRefusedError && error.kind !== expected.kind) {
+      failures.push(`${label}: refused as ${error.kind}, not ${expected.kind} (${error.message})`)
+    } else if (error instanceof ReadOnlyAttachmentError && error.schema !== expected.schema) {
+      failures.push(`${label}: names schema ${error.schema}, not ${expected.schema}`)
+    }
+  }
+  return failures
 }

@@ -101,6 +101,13 @@ export type {
 } from './registry/model-types.js'
 export { type CloseOptions, createShardines, type Shardines } from './shardines.js'
 export type { MigrateOnOpen, ShardinesOptions } from './shardines-options.js'
+// For adapters' test code: what the storage behaviour suite (test/conformance) asks of an adapter.
+export type {
+  StorageBehaviourTarget,
+  StorageTargetOptions,
+  StorageTestSupport,
+  StoredFile,
+} from './storage/behaviour-support.js'
 // For SQLite-family adapters: the engine's error codes core acts on.
 export { isBusyError } from './storage/sqlite-engine.js'
 export {
