@@ -48,8 +48,8 @@ export function countingStorage(
     return lease
   }
   const openScratch = storage.openScratch.bind(storage)
-  storage.openScratch = () => {
-    const handle = openScratch()
+  storage.openScratch = async () => {
+    const handle = await openScratch()
     instrument(handle, log, handles)
     return handle
   }

@@ -123,7 +123,6 @@ const SKIP_WITHOUT_PROC_FD = HAS_PROC_FD ? false : 'needs Linux /proc/self/fd'
  */
 function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
   const wrappers = new WeakMap<StorageHandle, StorageHandle>()
-  const originals = new WeakMap<StorageHandle, StorageHandle>()
   const wrap = (handle: StorageHandle): StorageHandle => {
     let wrapper = wrappers.get(handle)
     if (wrapper === undefined) {
@@ -147,28 +146,40 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
         },
       }
       wrappers.set(handle, wrapper)
-      originals.set(wrapper, handle)
     }
     return wrapper
   }
   return {
     kind: storage.kind,
+    // What this wrapper passes through: no synchronous reads, and none of the optional lifecycle.
+    capabilities: {
+      ...storage.capabilities,
+      syncReads: false,
+      workerMigrations: false,
+      exportStream: false,
+      rename: false,
+      archive: false,
+      doctor: false,
+      layoutMigration: false,
+    },
     maxAttached: storage.maxAttached,
     busyTimeout: storage.busyTimeout,
     apex: () => wrap(storage.apex()),
     acquire: async (id) => {
       const lease = await storage.acquire(id)
-      return { handle: wrap(lease.handle), opened: lease.opened, release: () => lease.release() }
+      return { handle: wrap(lease.handle), versionStampAtOpen: lease.versionStampAtOpen, release: () => lease.release() }
     },
     exists: (id) => storage.exists(id),
     create: (id, build) => storage.create(id, (handle) => build(wrap(handle))),
     destroy: (id) => storage.destroy(id),
     list: () => storage.list(),
-    backup: (name, dest, options) => storage.backup(name, dest, options),
+    backup: (name, dest, options) => storage.backup!(name, dest, options),
     fork: (from, to) => storage.fork(from, to),
     locate: (name) => storage.locate(name),
-    openScratch: () => wrap(storage.openScratch()),
-    closeScratch: (handle) => storage.closeScratch(originals.get(handle) ?? handle),
+    openScratch: async () => {
+      const scratch = await storage.openScratch()
+      return Object.assign(wrap(scratch), { close: () => scratch.close() })
+    },
     stats: () => storage.stats(),
     close: () => storage.close(),
   }

@@ -1,5 +1,5 @@
 import { InvalidOptionsError } from '@shardines/core'
-import Sqlite from 'better-sqlite3'
+import type { SqliteDriver } from './driver/sqlite-driver.js'
 
 /**
  * Operational defaults, stated once (Effect's SqliteClient habit):
@@ -201,11 +201,13 @@ interface BuildDefaults {
   readonly walSynchronous: number
 }
 
-let defaults: BuildDefaults | undefined
+const defaultsByDriver = new Map<string, BuildDefaults>()
 
-function buildDefaults(): BuildDefaults {
-  if (defaults !== undefined) return defaults
-  const db = new Sqlite(':memory:')
+function buildDefaults(driver: SqliteDriver): BuildDefaults {
+  const known = defaultsByDriver.get(driver.name)
+  if (known !== undefined) return known
+  let defaults: BuildDefaults
+  const db = driver.open(':memory:')
   try {
     const options = (db.pragma('compile_options') as { compile_options: string }[]).map((r) => r.compile_options)
     const synchronous = db.pragma('synchronous', { simple: true }) as number
@@ -218,6 +220,7 @@ function buildDefaults(): BuildDefaults {
   } finally {
     db.close()
   }
+  defaultsByDriver.set(driver.name, defaults)
   return defaults
 }
 
@@ -229,8 +232,12 @@ function buildDefaults(): BuildDefaults {
  * busy timeout is given to the constructor instead (`nativeBusyTimeout`).
  * May be empty.
  */
-export function tenantOpenPragmas(options: ResolvedSqliteStorageOptions, journalMode: JournalMode): string {
-  const build = buildDefaults()
+export function tenantOpenPragmas(
+  options: ResolvedSqliteStorageOptions,
+  journalMode: JournalMode,
+  driver: SqliteDriver,
+): string {
+  const build = buildDefaults(driver)
   const lines: string[] = []
   if (!build.foreignKeys) lines.push('pragma foreign_keys = on')
   const synchronous = SYNCHRONOUS_LEVEL[options.synchronous ?? (journalMode === 'wal' ? 'normal' : 'full')]

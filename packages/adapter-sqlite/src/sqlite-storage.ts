@@ -1,4 +1,5 @@
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {
   APEX,
@@ -10,10 +11,13 @@ import {
   type LayoutMigrationOptions,
   type LayoutMigrationReport,
   type PoolStats,
+  type ScratchHandle,
   ShardinesClosedError,
   type StorageAdapter,
+  type StorageCapabilities,
   StorageError,
   type StorageHandle,
+  type StorageLocation,
   TenantArchivedError,
   TenantBusyError,
   TenantExistsError,
@@ -21,7 +25,7 @@ import {
   TenantNotFoundError,
   type WorkerMigrationJob,
 } from '@shardines/core'
-import Database from 'better-sqlite3'
+import { type DriverConnection, type SqliteDriver, betterSqlite3Driver } from './driver/sqlite-driver.js'
 import {
   archivedIds,
   finishArchive,
@@ -73,16 +77,49 @@ const MAX_ATTACHED = 10
  * ```
  */
 export function sqliteStorage(options: SqliteStorageOptions): StorageAdapter {
-  return new SqliteStorage(resolveOptions(options))
+  return new SqliteStorage(resolveOptions(options), { kind: 'sqlite', driver: betterSqlite3Driver() })
 }
 
+/**
+ * An SQLite engine family member: the engine's driver and the name the
+ * adapter reports (`StorageAdapter.kind`).
+ */
+export interface SqliteFamily {
+  readonly kind: string
+  readonly driver: SqliteDriver
+}
+
+/**
+ * The file-based storage on any SQLite-family engine (see `SqliteDriver`):
+ * what `sqliteStorage` is on better-sqlite3, and what
+ * `@shardines/adapter-libsql`'s local mode is on libSQL.
+ */
+export function createSqliteFamilyStorage(family: SqliteFamily, options: SqliteStorageOptions): StorageAdapter {
+  return new SqliteStorage(resolveOptions(options), family)
+}
+
+/** What the better-sqlite3 adapter can do: everything the contract describes. */
+const CAPABILITIES: StorageCapabilities = Object.freeze({
+  attach: true,
+  syncReads: true,
+  workerMigrations: true,
+  backupToPath: true,
+  exportStream: true,
+  rename: true,
+  archive: true,
+  doctor: true,
+  layoutMigration: true,
+})
+
 class SqliteStorage implements StorageAdapter {
-  readonly kind = 'sqlite'
+  readonly kind: string
+  readonly capabilities = CAPABILITIES
   readonly maxAttached = MAX_ATTACHED
   get busyTimeout(): number {
     return this.#options.busyTimeout
   }
   readonly #options: ResolvedSqliteStorageOptions
+  readonly #driver: SqliteDriver
   readonly #paths: TenantPaths
   readonly #pool: HandlePool
   readonly #locks: LifecycleLocks
@@ -101,13 +138,15 @@ class SqliteStorage implements StorageAdapter {
   readonly #freeDescriptorsFn = (): boolean => this.#freeDescriptors()
   #closed = false
 
-  constructor(options: ResolvedSqliteStorageOptions) {
+  constructor(options: ResolvedSqliteStorageOptions, family: SqliteFamily) {
+    this.kind = family.kind
+    this.#driver = family.driver
     this.#options = options
     this.#paths = new TenantPaths(options.dir, options.layout)
     this.#pool = new HandlePool(
       options.maxOpen,
       (id) => this.#openTenant(id),
-      (handle) => handle.identity === undefined || isSameFile(handle.db.name, handle.identity),
+      (handle) => handle.identity === undefined || isSameFile(handle.file, handle.identity),
     )
     this.#locks = new LifecycleLocks(this.#paths, options.busyTimeout, (intent) => this.#recover(intent))
   }
@@ -116,11 +155,14 @@ class SqliteStorage implements StorageAdapter {
     this.#assertOpen()
     if (this.#apex === undefined || this.#apex.closed) {
       fs.mkdirSync(this.#paths.dir, { recursive: true })
-      const db = this.#withDescriptorRetry(() => new Database(this.#paths.apex))
+      const db = this.#withDescriptorRetry(() => this.#driver.open(this.#paths.apex))
       const mode = this.#options.apexJournalMode
       db.pragma(`journal_mode = ${mode}`)
       db.exec(openPragmas(this.#options, mode))
-      this.#apex = new SqliteHandle(APEX, db, this.#options.statementCacheSize)
+      this.#apex = new SqliteHandle(APEX, db, this.#options.statementCacheSize, {
+        driver: this.#driver,
+        file: this.#paths.apex,
+      })
     }
     return this.#apex
   }
@@ -182,8 +224,12 @@ class SqliteStorage implements StorageAdapter {
       const target = this.#paths.tenant(tenantId)
       const temporary = this.#temporary('creating', tenantId)
       try {
-        const db = this.#withDescriptorRetry(() => new Database(temporary))
-        const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn)
+        const db = this.#withDescriptorRetry(() => this.#driver.open(temporary))
+        const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, {
+          driver: this.#driver,
+          file: temporary,
+          freeDescriptors: this.#freeDescriptorsFn,
+        })
         try {
           db.pragma(`journal_mode = ${this.#options.journalMode}`)
           db.exec(openPragmas(this.#options, this.#options.journalMode))
@@ -284,7 +330,7 @@ class SqliteStorage implements StorageAdapter {
           this.#syncDirectory(path.dirname(source))
         })
         for (const side of withSideFiles(source).slice(1)) removeFile(side)
-        return await finishArchive(this.#paths, tenantId)
+        return await finishArchive(this.#paths, tenantId, this.#driver)
       })
     } finally {
       this.#doomed.delete(tenantId)
@@ -295,7 +341,7 @@ class SqliteStorage implements StorageAdapter {
     this.#assertOpen()
     await this.#locks.hold([tenantId], { op: 'restore', id: tenantId }, async () => {
       if (this.#liveFile(tenantId) !== undefined) throw new TenantExistsError(tenantId)
-      if (fs.existsSync(this.#paths.staged(tenantId))) await finishArchive(this.#paths, tenantId)
+      if (fs.existsSync(this.#paths.staged(tenantId))) await finishArchive(this.#paths, tenantId, this.#driver)
       const archived = this.#paths.archived(tenantId)
       if (!fs.existsSync(archived)) throw new TenantNotFoundError(tenantId)
       const target = this.#paths.tenant(tenantId)
@@ -344,7 +390,8 @@ class SqliteStorage implements StorageAdapter {
       {
         paths: this.#paths,
         repair: (id) => this.#locks.hold([id], { op: 'repair', id }, async () => undefined),
-        finishArchive: (id) => this.#locks.hold([id], { op: 'archive', id }, () => finishArchive(this.#paths, id)),
+        driver: this.#driver,
+        finishArchive: (id) => this.#locks.hold([id], { op: 'archive', id }, () => finishArchive(this.#paths, id, this.#driver)),
       },
       options,
     )
@@ -465,6 +512,30 @@ class SqliteStorage implements StorageAdapter {
   }
 
   /**
+   * The live database's bytes: an online backup into a private temporary
+   * folder (recorded in the data folder like a backup, so doctor finds a
+   * killed export's copy), streamed, then removed.
+   */
+  async *export(name: string): AsyncGenerator<Uint8Array> {
+    this.#assertOpen()
+    if (name !== APEX && (this.#doomed.has(name) || this.#liveFile(name) === undefined)) {
+      throw new TenantNotFoundError(name)
+    }
+    const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'shardines-export-'))
+    const partial = path.join(staging, `${name}.sqlite3.partial-${process.pid}-${Date.now().toString(36)}`)
+    const record = path.join(this.#paths.backupsDir, `${path.basename(partial)}.json`)
+    fs.mkdirSync(this.#paths.backupsDir, { recursive: true })
+    writeFileAtomic(record, JSON.stringify({ pid: process.pid, partial }))
+    try {
+      await this.#copyLive(name, partial)
+      for await (const chunk of fs.createReadStream(partial)) yield chunk as Buffer
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true })
+      removeFile(record)
+    }
+  }
+
+  /**
    * Where a backup may go: outside the data folder (symlinks resolved), not an
    * existing file unless `overwrite`, never a live database. The path returned
    * has its existing part resolved, so a link swapped in later cannot redirect
@@ -509,8 +580,8 @@ class SqliteStorage implements StorageAdapter {
     const base = file.replace(/-(wal|shm|journal)$/, '')
     if (base === realpathOfExisting(this.#paths.apex)) return true
     const apexHandle = this.#apex
-    if (apexHandle !== undefined && base === realpathOfExisting(apexHandle.db.name)) return true
-    for (const handle of this.#pool.handles()) if (base === realpathOfExisting(handle.db.name)) return true
+    if (apexHandle !== undefined && base === realpathOfExisting(apexHandle.file)) return true
+    for (const handle of this.#pool.handles()) if (base === realpathOfExisting(handle.file)) return true
     return false
   }
 
@@ -532,24 +603,29 @@ class SqliteStorage implements StorageAdapter {
     })
   }
 
-  locate(name: string): string {
+  locate(name: string): StorageLocation {
+    // Core attaches what it locates read-only (apex and other tenants from a scope).
+    return this.#driver.attachLocation(this.#fileOf(name), true) as StorageLocation
+  }
+
+  /** The database file of `'apex'` or a tenant (where it is now, in either layout). */
+  #fileOf(name: string): string {
     if (name === APEX) return this.#paths.apex
     return this.#liveFile(name) ?? this.#paths.tenant(name)
   }
 
-  openScratch(): StorageHandle {
+  openScratch(): ScratchHandle {
     this.#assertOpen()
-    const db = this.#withDescriptorRetry(() => new Database(':memory:'))
+    const db = this.#withDescriptorRetry(() => this.#driver.open(':memory:'))
     db.exec(openPragmas(this.#options, 'delete'))
-    const handle = new SqliteHandle('scratch', db, this.#options.statementCacheSize)
-    this.#scratch.add(handle)
+    const scratches = this.#scratch
+    const handle = new SqliteHandle('scratch', db, this.#options.statementCacheSize, {
+      driver: this.#driver,
+      file: ':memory:',
+      onClose: () => scratches.delete(handle),
+    })
+    scratches.add(handle)
     return handle
-  }
-
-  closeScratch(handle: StorageHandle): void {
-    const scratch = handle as SqliteHandle
-    this.#scratch.delete(scratch)
-    scratch.close()
   }
 
   stats(): PoolStats {
@@ -573,6 +649,7 @@ class SqliteStorage implements StorageAdapter {
         pragmas: openPragmas(this.#options, this.#options.journalMode, this.#options.busyTimeout),
         busyTimeout: this.#options.busyTimeout,
         statementCacheSize: Math.min(this.#options.statementCacheSize, 50),
+        driver: this.#driver.workerModule,
       },
     )
   }
@@ -600,7 +677,7 @@ class SqliteStorage implements StorageAdapter {
       identity = inspectTenantFile(tenantId, file)
     }
     if (identity === undefined) throw this.#missing(tenantId)
-    let db: Database.Database
+    let db: DriverConnection
     let stamp = 0
     try {
       // The first read is inside the retry: it is when a WAL file opens its -wal and -shm (two
@@ -608,9 +685,9 @@ class SqliteStorage implements StorageAdapter {
       // then runs no statement of its own), and SQLite checks the header and the file's size on
       // that read: a foreign, cut or unreadable file fails here, as this tenant's error.
       db = this.#withDescriptorRetry(() => {
-        const opened = new Database(file, { fileMustExist: true, timeout: nativeBusyTimeout(this.#options) })
+        const opened = this.#driver.open(file, { fileMustExist: true, timeout: nativeBusyTimeout(this.#options) })
         try {
-          const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode)
+          const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode, this.#driver)
           if (pragmas !== '') opened.exec(pragmas)
           stamp = opened.prepare('pragma user_version').pluck().get() as number
         } catch (error) {
@@ -625,7 +702,13 @@ class SqliteStorage implements StorageAdapter {
       if (isBusyError(error)) throw error
       throw storageFailure(tenantId, file, error)
     }
-    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, this.#freeDescriptorsFn, identity, stamp)
+    return new SqliteHandle(tenantId, db, this.#options.statementCacheSize, {
+      driver: this.#driver,
+      file,
+      freeDescriptors: this.#freeDescriptorsFn,
+      identity,
+      versionStampAtOpen: stamp,
+    })
   }
 
   /** The error for a tenant a lifecycle step of this process is taking away. */
@@ -671,9 +754,9 @@ class SqliteStorage implements StorageAdapter {
    * (`TenantBusyError`), and holds it while `move` runs.
    */
   async #whileQuiet(tenantId: string, file: string, move: () => void): Promise<void> {
-    let db: Database.Database
+    let db: DriverConnection
     try {
-      db = this.#withDescriptorRetry(() => new Database(file, { fileMustExist: true }), file)
+      db = this.#withDescriptorRetry(() => this.#driver.open(file, { fileMustExist: true }), file)
     } catch (error) {
       throw storageFailure(tenantId, file, error)
     }
@@ -734,7 +817,7 @@ class SqliteStorage implements StorageAdapter {
         return
       }
       case 'archive':
-        if (fs.existsSync(this.#paths.staged(id))) await finishArchive(this.#paths, id)
+        if (fs.existsSync(this.#paths.staged(id))) await finishArchive(this.#paths, id, this.#driver)
         else removeFiles(this.#paths.staged(id)) // side files the staged file's readers left
         this.#removeOrphanSides(id)
         return
@@ -785,7 +868,7 @@ class SqliteStorage implements StorageAdapter {
    * closes the least recently used unpinned handle first, and the pool's limit
    * is lowered to what the process can hold (with one warning).
    */
-  #withDescriptorRetry(open: () => Database.Database, mustExist?: string): Database.Database {
+  #withDescriptorRetry(open: () => DriverConnection, mustExist?: string): DriverConnection {
     for (;;) {
       try {
         return open()
@@ -827,13 +910,11 @@ class SqliteStorage implements StorageAdapter {
     // The copy reads through a private connection: the shared handle may be inside a scope's open
     // transaction, and a backup through that connection fails (SQLITE_BUSY, which better-sqlite3
     // then reports as a finished backup with no file) or disturbs the transaction.
-    let source: Database.Database | undefined
+    let source: DriverConnection | undefined
     try {
-      source = this.#withDescriptorRetry(() => new Database(this.locate(name), { fileMustExist: true }))
+      source = this.#withDescriptorRetry(() => this.#driver.open(this.#fileOf(name), { fileMustExist: true }))
       source.pragma(`busy_timeout = ${this.#options.busyTimeout}`)
-      // All pages in one step, under one read lock: a stepwise copy restarts whenever another
-      // connection commits, so it might never finish while a tenant keeps writing.
-      await source.backup(dest, { progress: () => 0x7fffffff })
+      await this.#driver.backup(source, dest)
     } finally {
       source?.close()
       lease?.release()

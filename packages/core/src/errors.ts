@@ -29,6 +29,7 @@ export type ShardinesErrorCode =
   | 'TENANT_BUSY'
   | 'TRANSACTION_LEFT_OPEN'
   | 'TENANT_ARCHIVED'
+  | 'CROSS_DATABASE_QUERY'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -397,6 +398,24 @@ export class TenantArchivedError extends ShardinesError {
       `Tenant "${tenantId}" is archived. Restore it with shard.tenants.restore("${tenantId}") (CLI: shardines tenants restore ${tenantId}) before using it.`,
       { tenantId },
     )
+  }
+}
+
+/**
+ * A statement needs another database on the tenant's connection (`apex.<table>`
+ * in a builder query, `t.attach`, `withTenants`) and the storage adapter
+ * cannot attach databases (e.g. libSQL's client mode against remote
+ * databases, where each database is a separate server-side connection).
+ */
+export class CrossDatabaseQueryError extends ShardinesError {
+  readonly storageKind: string
+  constructor(storageKind: string, what: string, tenantId?: string) {
+    super(
+      'CROSS_DATABASE_QUERY',
+      `${what} needs another database on ${tenantId === undefined ? 'this' : `tenant "${tenantId}"'s`} connection, and the ${storageKind} storage cannot attach databases. Read apex rows through a model include (t.models.X.include('relation'), which runs a separate apex query here) or query shard.apex separately and combine the rows in code; for several tenants use shard.mapTenants(fn).`,
+      { tenantId },
+    )
+    this.storageKind = storageKind
   }
 }
 

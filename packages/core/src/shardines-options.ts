@@ -2,6 +2,7 @@ import type { KyselyPlugin } from 'kysely'
 import type { ShardinesLogConfig } from './connection/query-log.js'
 import { InvalidOptionsError } from './errors.js'
 import type { MigrationSource } from './migration/migration-source.js'
+import { checkCapabilities } from './storage/capabilities.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 
 /** What `migrateOnOpen` does with a tenant that is behind the latest migration when it is opened. */
@@ -58,6 +59,7 @@ export function validateOptions(options: ShardinesOptions<unknown>): void {
       'options.storage must be a storage adapter, e.g. sqliteStorage({ dir: "./data" }) from @shardines/adapter-sqlite.',
     )
   }
+  checkCapabilities(options.storage)
   if (options.migrateOnOpen !== undefined && !MIGRATE_ON_OPEN.includes(options.migrateOnOpen)) {
     throw new InvalidOptionsError(
       `options.migrateOnOpen must be one of ${MIGRATE_ON_OPEN.map((m) => `'${m}'`).join(', ')}, not ${JSON.stringify(options.migrateOnOpen)}.`,

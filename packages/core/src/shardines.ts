@@ -15,6 +15,7 @@ import {
 } from './connection/statement-runner.js'
 import {
   AttachLimitError,
+  CrossDatabaseQueryError,
   InvalidOptionsError,
   NoTenantError,
   ShardinesClosedError,
@@ -58,10 +59,13 @@ import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './sh
 import {
   APEX,
   type PoolStats,
+  type ScratchHandle,
   type StorageAdapter,
   type StorageHandle,
+  type StorageLocation,
   type TenantLease,
 } from './storage/storage-adapter.js'
+import { requireAttach } from './storage/capabilities.js'
 import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from './tenant/map-tenants.js'
 import type { TenantScope, TenantScopeDB, TenantsScope, TenantTransaction } from './tenant/scope-types.js'
 import { assertTenantId } from './tenant/tenant-id.js'
@@ -320,7 +324,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   readonly #apexResources = new ScopeResources()
   /** close() was called: entry points refuse new work. */
   #closing: Promise<void> | undefined
-  readonly #locate: (schema: string) => string
+  readonly #locate: (schema: string) => StorageLocation
   #sets: Promise<{ apex: MigrationSet; tenant: MigrationSet }> | undefined
   #apex: Kysely<ApexDB> | undefined
   #apexBindingValue: HandleBinding | undefined
@@ -366,6 +370,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
   /** Where apex models run: `shard.apex`, and apex's prepared-statement path. */
   readonly #apexSide: ModelSide = Object.freeze({
     db: () => this.apex,
+    attachesApex: false,
     runner: Object.freeze<PreparedRunner>({
       run: (template, parameters, map) =>
         executePrepared(this.#apexBinding(), APEX_PREPARED_OWNER, template, parameters, map),
@@ -445,8 +450,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     if (this.migrateOnOpen === 'off') return
     const { tenant } = await this.migrationSets()
     // The adapter may have read the stamp while it opened the file (its first read): no statement then.
-    const opened = lease.opened ? lease.handle.versionStampAtOpen : undefined
-    const stamp = opened ?? (await readVersionStamp(lease.handle, this.storage.busyTimeout))
+    const stamp = lease.versionStampAtOpen ?? (await readVersionStamp(lease.handle, this.storage.busyTimeout))
     if (stamp === tenant.latestStamp) return
     if (this.migrateOnOpen === 'check') {
       const applied = await appliedMigrations(lease.handle, tenantId, tenant)
@@ -495,16 +499,17 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
     }
     for (const id of ids) assertTenantId(id)
     const unique = [...new Set(ids as readonly string[])]
+    requireAttach(this.storage, `withTenants(${unique.join(', ')})`)
     if (unique.length > this.storage.maxAttached) {
       throw new AttachLimitError(unique.length, this.storage.maxAttached)
     }
     const leases: TenantLease[] = []
-    let scratch: ReturnType<StorageAdapter['openScratch']> | undefined
+    let scratch: ScratchHandle | undefined
     let closed = false
     try {
       // Pinning each tenant keeps it from being destroyed mid-query and applies migrateOnOpen.
       for (const id of unique) leases.push(await this.acquire(id, true))
-      scratch = this.storage.openScratch()
+      scratch = await this.storage.openScratch()
       const label = `withTenants(${unique.join(', ')})`
       const policy: AttachPolicy = Object.freeze({
         label,
@@ -538,7 +543,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       return await fn(scope)
     } finally {
       closed = true
-      if (scratch) this.storage.closeScratch(scratch)
+      if (scratch) await scratch.close()
       for (const lease of leases) lease.release()
     }
   }
@@ -684,7 +689,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
     shard: ShardinesImpl<ApexDB, TenantDB, Models>,
     id: string,
     lease: TenantLease,
-    locate: (schema: string) => string,
+    locate: (schema: string) => StorageLocation,
     parent: ContextFrame | undefined,
   ) {
     this.id = id
@@ -705,6 +710,11 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       },
       locate,
       maxAttached: shard.storage.maxAttached,
+      refuseAttach: shard.storage.capabilities.attach
+        ? null
+        : (schema) => {
+            throw new CrossDatabaseQueryError(shard.storage.kind, `A statement reading ${schema}.<table>`, id)
+          },
       log: shard.log,
       guard: tenantGuard(lease.handle, id),
       busyTimeout: shard.storage.busyTimeout,
@@ -732,6 +742,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
   modelSide(): ModelSide {
     this.#modelSide ??= {
       db: () => this.db,
+      attachesApex: this.#shard.storage.capabilities.attach,
       runner: {
         run: (template, parameters, map) => this.execute(template, parameters, map),
         first: (template, parameters) => this.executeFirst(template, parameters),
@@ -751,7 +762,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
           id: this.id,
           db: trx,
           get models(): Models {
-            models ??= scope.#shard.scopeModels(scope.id, { db: () => trx, runner: scope.modelSide().runner })
+            models ??= scope.#shard.scopeModels(scope.id, { ...scope.modelSide(), db: () => trx })
             return models
           },
         }),

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import type { ArchivedTenant } from '@shardines/core'
-import Database from 'better-sqlite3'
+import type { SqliteDriver } from '../driver/sqlite-driver.js'
 import { compressFile, fsyncDirectory, removeFile, removeFiles } from './tenant-files.js'
 import { ARCHIVE_META_SUFFIX, ARCHIVE_SUFFIX, STAGED_SUFFIX, type TenantPaths } from './tenant-paths.js'
 
@@ -14,11 +14,11 @@ const MIGRATION_TABLE = 'kysely_migration'
  * staged file. Each step is atomic or redone from the start, so it also
  * completes an archive a killed process left half-done. Resolves to the record.
  */
-export async function finishArchive(paths: TenantPaths, id: string): Promise<ArchivedTenant> {
+export async function finishArchive(paths: TenantPaths, id: string, driver: SqliteDriver): Promise<ArchivedTenant> {
   const staged = paths.staged(id)
   const final = paths.archived(id)
   if (fs.existsSync(staged) && !fs.existsSync(final)) {
-    const { version, bytes } = describeDatabase(staged)
+    const { version, bytes } = describeDatabase(staged, driver)
     const compressing = paths.archiveTemporary('compressing', id)
     try {
       await compressFile(staged, compressing)
@@ -80,9 +80,9 @@ export async function archivedIds(paths: TenantPaths): Promise<string[]> {
 }
 
 /** The version (last applied migration) and size of a database file, read through a private read-only connection. */
-function describeDatabase(file: string): { version: string | null; bytes: number } {
+function describeDatabase(file: string, driver: SqliteDriver): { version: string | null; bytes: number } {
   const bytes = fs.statSync(file).size
-  const db = new Database(file, { readonly: true, fileMustExist: true })
+  const db = driver.open(file, { readonly: true, fileMustExist: true })
   try {
     const table = db.prepare("select 1 from sqlite_master where type = 'table' and name = ?").get(MIGRATION_TABLE)
     if (table === undefined) return { version: null, bytes }

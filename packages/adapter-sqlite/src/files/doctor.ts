@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { ArchivedTenant, DoctorFinding, DoctorOptions, DoctorReport } from '@shardines/core'
-import Database from 'better-sqlite3'
+import type { DriverConnection, SqliteDriver } from '../driver/sqlite-driver.js'
 import { readIntent } from './lifecycle-lock.js'
 import { inspectTenantFile, removeFile, removeFiles, sameInode } from './tenant-files.js'
 import {
@@ -21,6 +21,8 @@ export interface DoctorDeps {
   readonly repair: (id: string) => Promise<void>
   /** Completes an archive left half-done (under the tenant's lock). */
   readonly finishArchive: (id: string) => Promise<ArchivedTenant>
+  /** The engine that opens files for their check. */
+  readonly driver: SqliteDriver
 }
 
 const DEFAULT_GRACE_MS = 15 * 60 * 1000
@@ -252,7 +254,7 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
     }
     if (check === 'none') continue
     for (const file of files) {
-      const problem = checkDatabase(id, file, check)
+      const problem = checkDatabase(deps.driver, id, file, check)
       if (problem !== undefined)
         add({ kind: 'damaged', path: file, tenantId: id, detail: problem, fixed: false, needsPerson: true })
     }
@@ -265,15 +267,15 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions): Promi
 }
 
 /** What is wrong with a tenant's database, or undefined when its check passes. */
-function checkDatabase(id: string, file: string, check: 'quick' | 'full'): string | undefined {
+function checkDatabase(driver: SqliteDriver, id: string, file: string, check: 'quick' | 'full'): string | undefined {
   try {
     inspectTenantFile(id, file)
   } catch (error) {
     return (error as Error).message
   }
-  let db: Database.Database | undefined
+  let db: DriverConnection | undefined
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true })
+    db = driver.open(file, { readonly: true, fileMustExist: true })
     db.pragma('busy_timeout = 1000')
     const rows = db.pragma(check === 'full' ? 'integrity_check' : 'quick_check', { simple: false }) as Record<
       string,

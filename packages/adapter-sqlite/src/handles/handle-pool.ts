@@ -203,7 +203,7 @@ export class HandlePool {
 
 class Lease implements TenantLease {
   readonly handle: SqliteHandle
-  readonly opened: boolean
+  readonly versionStampAtOpen: number | undefined
   readonly #pool: HandlePool
   readonly #entry: Entry
   #released = false
@@ -212,7 +212,7 @@ class Lease implements TenantLease {
     this.#pool = pool
     this.#entry = entry
     this.handle = entry.handle
-    this.opened = opened
+    this.versionStampAtOpen = opened ? entry.handle.versionStampAtOpen : undefined
   }
 
   release(): void {

@@ -16,10 +16,16 @@ import {
   type StatementVerdict,
   StorageError,
   type StorageHandle,
+  type StorageLocation,
   type SyncReader,
 } from '@shardines/core'
-import Sqlite, { type Database, type RunResult, type Statement } from 'better-sqlite3'
 import type { CompiledQuery, QueryResult } from 'kysely'
+import type {
+  DriverConnection as Database,
+  DriverRunResult as RunResult,
+  DriverStatement as Statement,
+  SqliteDriver,
+} from '../driver/sqlite-driver.js'
 import type { FileIdentity } from '../files/tenant-files.js'
 
 /**
@@ -392,6 +398,24 @@ function watched(verdict: StatementVerdict, guard: GuardPolicy): boolean {
   return (verdict.flags & Does.WRITE_TEMP) !== 0
 }
 
+/** What a {@link SqliteHandle} is opened with besides its connection. */
+export interface SqliteHandleOptions {
+  /** The engine the connection belongs to (separate readers open through it). */
+  readonly driver: SqliteDriver
+  /** The database file (`':memory:'` for a scratch handle). */
+  readonly file: string
+  /**
+   * Called when a write fails for want of a file descriptor (its journal could
+   * not be opened): it closes idle handles and says whether any closed, and
+   * the write is retried.
+   */
+  readonly freeDescriptors?: (() => boolean) | undefined
+  readonly identity?: FileIdentity | undefined
+  readonly versionStampAtOpen?: number | undefined
+  /** Called once the connection is closed (a scratch handle leaves its adapter's list). */
+  readonly onClose?: (() => void) | undefined
+}
+
 /**
  * One better-sqlite3 connection with a bounded statement cache keyed by SQL,
  * each statement guarded (see `StorageHandle`). The cache belongs to this
@@ -413,27 +437,24 @@ export class SqliteHandle implements StorageHandle, SyncReader {
 
   readonly #freeDescriptors: (() => boolean) | undefined
 
-  /**
-   * `freeDescriptors` is called when a write fails for want of a file descriptor
-   * (its journal could not be opened): it closes idle handles and says whether
-   * any closed, and the write is retried.
-   */
   /** The file this handle has open (device and inode when it was opened), for a tenant's handle. */
   readonly identity: FileIdentity | undefined
+  /** `user_version` as read while opening (a tenant's handle), handed to core with the first lease. */
   readonly versionStampAtOpen: number | undefined
+  readonly #onClose: (() => void) | undefined
+  readonly driver: SqliteDriver
+  /** The database file this connection has open. */
+  readonly file: string
 
-  constructor(
-    name: string,
-    db: Database,
-    statementCacheSize: number,
-    freeDescriptors?: () => boolean,
-    identity?: FileIdentity,
-    versionStampAtOpen?: number,
-  ) {
+  constructor(name: string, db: Database, statementCacheSize: number, options: SqliteHandleOptions) {
+    const { freeDescriptors, identity, versionStampAtOpen, onClose } = options
     this.name = name
     this.db = db
+    this.driver = options.driver
+    this.file = options.file
     this.identity = identity
     this.versionStampAtOpen = versionStampAtOpen
+    this.#onClose = onClose
     this.#cacheSize = statementCacheSize
     this.#statements = new GuardedStatements(
       db,
@@ -483,7 +504,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     if (this.#separate === undefined || !this.#separate.db.open) {
       for (;;) {
         try {
-          this.#separate = new SeparateReader(this.name, this.db.name, this.#cacheSize)
+          this.#separate = new SeparateReader(this.name, this.driver, this.file, this.#cacheSize)
           break
         } catch (error) {
           // Out of descriptors: close idle handles and retry, as a write does.
@@ -549,7 +570,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     return entry.statement ?? this.#statements.prepared(entry)
   }
 
-  attach(schema: string, location: string): void {
+  attach(schema: string, location: StorageLocation): void {
     this.noticeOutsideSchemaChanges()
     for (;;) {
       try {
@@ -623,6 +644,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     this.#separate?.close()
     this.#separate = undefined
     if (this.db.open) this.db.close()
+    this.#onClose?.()
   }
 }
 
@@ -651,9 +673,9 @@ class SeparateReader implements SyncReader {
   readonly #statements: GuardedStatements
   readonly #attached = new Set<string>()
 
-  constructor(name: string, file: string, cacheSize: number) {
+  constructor(name: string, driver: SqliteDriver, file: string, cacheSize: number) {
     this.#name = name
-    this.db = new Sqlite(file, { readonly: true, fileMustExist: true, timeout: 0 })
+    this.db = driver.open(file, { readonly: true, fileMustExist: true, timeout: 0 })
     this.#statements = new GuardedStatements(
       this.db,
       cacheSize,
@@ -692,7 +714,7 @@ class SeparateReader implements SyncReader {
     return entry.statement ?? this.#statements.prepared(entry)
   }
 
-  attach(schema: string, location: string): void {
+  attach(schema: string, location: StorageLocation): void {
     // A read-only connection attaches read-only.
     attachDatabase(this.db, schema, location)
     this.#attached.add(schema)

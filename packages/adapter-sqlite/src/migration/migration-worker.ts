@@ -12,7 +12,7 @@ import {
   serializeError,
   serializeOutcome,
 } from '@shardines/core'
-import Database from 'better-sqlite3'
+import type { SqliteDriver } from '../driver/sqlite-driver.js'
 import { SqliteHandle } from '../handles/sqlite-handle.js'
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol.js'
 
@@ -21,6 +21,9 @@ const port = parentPort
 if (port === null) throw new Error('migration-worker.js runs only as a worker thread.')
 
 const post = (message: ToMain): void => port.postMessage(message)
+
+const driverModule = (await import(init.driver.url)) as Record<string, unknown>
+const driver = (driverModule[init.driver.exportName] as () => SqliteDriver)()
 
 async function loadSet(): Promise<MigrationSet> {
   const { source } = init
@@ -51,8 +54,8 @@ async function loadSet(): Promise<MigrationSet> {
 async function migrate(set: MigrationSet, id: string, file: string): Promise<SerializedMigrationOutcome> {
   let handle: SqliteHandle
   try {
-    const db = new Database(file, { fileMustExist: true, timeout: init.busyTimeout })
-    handle = new SqliteHandle(id, db, init.statementCacheSize)
+    const db = driver.open(file, { fileMustExist: true, timeout: init.busyTimeout })
+    handle = new SqliteHandle(id, db, init.statementCacheSize, { driver, file })
     db.exec(init.pragmas)
   } catch (error) {
     return { id, from: null, to: null, status: 'failed', error: { migration: undefined, cause: serializeError(error) } }

@@ -8,6 +8,7 @@ export interface WorkerRunnerConfig {
   readonly pragmas: string
   readonly busyTimeout: number
   readonly statementCacheSize: number
+  readonly driver: WorkerInit['driver']
 }
 
 const WORKER_URL = new URL('./migration-worker.js', import.meta.url)
@@ -33,6 +34,7 @@ export function runWorkerMigrations(job: WorkerMigrationJob, config: WorkerRunne
     pragmas: config.pragmas,
     busyTimeout: config.busyTimeout,
     statementCacheSize: config.statementCacheSize,
+    driver: config.driver,
   }
   const queue = [...job.ids].reverse()
   let replacements = job.workers * 2

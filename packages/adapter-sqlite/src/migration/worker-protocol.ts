@@ -9,6 +9,8 @@ export interface WorkerInit {
   readonly pragmas: string
   readonly busyTimeout: number
   readonly statementCacheSize: number
+  /** Where the worker gets the SQLite driver (see `SqliteDriver.workerModule`). */
+  readonly driver: { readonly url: string; readonly exportName: string }
 }
 
 export type ToWorker = { readonly type: 'task'; readonly id: string; readonly file: string } | { readonly type: 'stop' }

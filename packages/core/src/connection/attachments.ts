@@ -3,25 +3,55 @@ import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { HandleBinding } from './handle-binding.js'
 
 /**
+ * Attaches and detaches in progress on a handle whose adapter attaches
+ * asynchronously: the contract promises one at a time per handle, so two
+ * scopes needing apex at once never both attach it ("database apex is
+ * already in use").
+ */
+const inProgress = new WeakMap<StorageHandle, Promise<void>>()
+
+function track(handle: StorageHandle, work: Promise<void>): Promise<void> {
+  inProgress.set(handle, work)
+  const settled = (): void => {
+    if (inProgress.get(handle) === work) inProgress.delete(handle)
+  }
+  work.then(settled, settled)
+  return work
+}
+
+/**
  * Attaches the schemas a statement needs that the handle does not have yet
  * (the schema names were checked by the ATTACH compiler or `t.attach`).
- * Returns a promise only for an adapter that attaches asynchronously.
+ * Returns a promise only for an adapter that attaches asynchronously; its
+ * attaches run one at a time per handle, each after checking again what is
+ * attached.
  */
 export function attachMissing(binding: HandleBinding, schemas: readonly string[]): void | Promise<void> {
   const { handle, maxAttached, locate, label } = binding
+  const pending = inProgress.get(handle)
+  if (pending !== undefined) return pending.then(() => attachMissing(binding, schemas))
   let missing = 0
   for (const schema of schemas) if (!handle.attached.has(schema)) missing++
   if (missing === 0) return
+  if (binding.refuseAttach !== null) binding.refuseAttach(schemas.find((s) => !handle.attached.has(s)) ?? '')
   if (handle.attached.size + missing > maxAttached) {
     throw new AttachLimitError(handle.attached.size + missing, maxAttached, label)
   }
-  const pending: Promise<void>[] = []
-  for (const schema of schemas) {
+  for (let i = 0; i < schemas.length; i++) {
+    const schema = schemas[i] as string
     if (handle.attached.has(schema)) continue
     const attached = handle.attach(schema, locate(schema))
-    if (attached instanceof Promise) pending.push(attached)
+    if (attached instanceof Promise) {
+      // Asynchronous adapter: the rest waits for this one, each checked again when its turn comes.
+      const rest = schemas.slice(i + 1)
+      return track(
+        handle,
+        attached.then(async () => {
+          for (const next of rest) if (!handle.attached.has(next)) await handle.attach(next, locate(next))
+        }),
+      )
+    }
   }
-  if (pending.length > 0) return Promise.all(pending).then(() => undefined)
 }
 
 /**
@@ -34,6 +64,8 @@ export function attachMissing(binding: HandleBinding, schemas: readonly string[]
  * after BEGIN is only read-locked.
  */
 export async function detachBeforeImmediate(handle: StorageHandle): Promise<void> {
+  // An attach in progress finishes first: the contract never overlaps them on one handle.
+  await inProgress.get(handle)?.catch(() => undefined)
   for (const schema of [...handle.attached]) {
     try {
       await handle.detach(schema)

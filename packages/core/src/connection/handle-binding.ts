@@ -1,5 +1,5 @@
 import { type GuardPolicy, INTERNAL_GUARD } from '../guard/statement-guard.js'
-import type { StorageHandle } from '../storage/storage-adapter.js'
+import type { StorageHandle, StorageLocation } from '../storage/storage-adapter.js'
 import { type HandleState, stateOf } from './handle-state.js'
 import type { QueryLogger } from './query-log.js'
 import type { ScopeResources } from './scope-resources.js'
@@ -31,8 +31,13 @@ export interface HandleBinding {
   /** When set, the binding refuses work once this returns true. */
   readonly isClosed: (() => boolean) | null
   /** Maps an attachable schema to the location to attach. */
-  readonly locate: (schema: string) => string
+  readonly locate: (schema: string) => StorageLocation
   readonly maxAttached: number
+  /**
+   * Set when the storage cannot attach databases: throws the typed error for
+   * a statement that would need `schema` attached (`CrossDatabaseQueryError`).
+   */
+  readonly refuseAttach: ((schema: string) => never) | null
   readonly log: QueryLogger | null
   /**
    * What the statement guard lets this binding's statements do. Scopes get
@@ -84,6 +89,7 @@ export function bindHandle(handle: StorageHandle, options: BindingOptions): Hand
     isClosed: options.isClosed ?? null,
     locate: options.locate ?? attachesNothing,
     maxAttached: options.maxAttached ?? 0,
+    refuseAttach: options.refuseAttach ?? null,
     log: options.log ?? null,
     guard: options.guard ?? INTERNAL_GUARD,
     busyTimeout: options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,

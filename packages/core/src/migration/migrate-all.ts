@@ -66,11 +66,11 @@ export async function migrateAll(
   const choice =
     options.runner === 'main-thread' ? mainThread('runner: "main-thread" was asked for') : chooseRunner(ctx, sources)
   let runner: MigrationRunnerInfo
-  if (choice.kind === 'workers' && ctx.storage.migrateInWorkers !== undefined && ids.length > 0) {
+  if (choice.kind === 'workers' && ctx.storage.capabilities.workerMigrations && ids.length > 0) {
     const workers = Math.min(concurrency, ids.length)
     runner = { kind: 'workers', workers }
     try {
-      await ctx.storage.migrateInWorkers({
+      await ctx.storage.migrateInWorkers?.({
         ids,
         workers,
         source: choice.source,
@@ -148,7 +148,7 @@ function mainThread(reason: string): { kind: 'main-thread'; reason: string } {
 
 /** Decides whether worker threads can load the tenant migrations, and from where. */
 export function chooseRunner(ctx: ShardinesContext, sources: MigrationSources): RunnerChoice {
-  if (ctx.storage.migrateInWorkers === undefined) {
+  if (!ctx.storage.capabilities.workerMigrations) {
     return mainThread(`the ${ctx.storage.kind} storage adapter has no worker runner`)
   }
   let source: WorkerMigrationSource

@@ -30,7 +30,7 @@ export function templateFingerprint(ctx: ShardinesContext, set: MigrationSet, k:
 }
 
 async function buildTemplate(ctx: ShardinesContext, set: MigrationSet, k: number): Promise<string> {
-  const scratch = ctx.storage.openScratch()
+  const scratch = await ctx.storage.openScratch()
   try {
     const label = `template@${set.latest ?? '(none)'}`
     if (k > 0) {
@@ -39,7 +39,7 @@ async function buildTemplate(ctx: ShardinesContext, set: MigrationSet, k: number
     }
     return await schemaFingerprint(scratch, label)
   } finally {
-    ctx.storage.closeScratch(scratch)
+    await scratch.close()
   }
 }
 

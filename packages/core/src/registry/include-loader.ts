@@ -22,6 +22,8 @@ export interface Access {
   /** True when `db` is the tenant's Kysely (so apex tables can be joined as `apex.<table>`). */
   readonly viaTenant: boolean
   readonly schema: 'apex' | undefined
+  /** True when `db` is the tenant's Kysely and its storage attaches, so apex can be read as `apex.<table>`. */
+  readonly attachesApex: boolean
 }
 
 /**
@@ -55,16 +57,22 @@ const BATCH = 5000
 /** Where a model's own statements go: tenanted → the scope's tenant, apex → apex (even inside a scope). */
 export function ownAccess(spec: ModelSpec, binding: ModelBinding): Access {
   if (spec.kind === 'apex') {
-    return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined }
+    return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined, attachesApex: false }
   }
   if (binding.tenant === null) throw new NoTenantError(`the tenanted model ${spec.name}`)
-  return { db: binding.tenant.db(), runner: binding.tenant.runner, viaTenant: true, schema: undefined }
+  return {
+    db: binding.tenant.db(),
+    runner: binding.tenant.runner,
+    viaTenant: true,
+    schema: undefined,
+    attachesApex: binding.tenant.attachesApex,
+  }
 }
 
 function targetAccess(from: Access, target: ModelSpec, binding: ModelBinding): Access {
   if (target.kind === 'tenanted') return ownAccess(target, binding)
-  if (from.viaTenant) return { db: from.db, runner: from.runner, viaTenant: true, schema: 'apex' }
-  return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined }
+  if (from.attachesApex) return { ...from, schema: 'apex' }
+  return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined, attachesApex: false }
 }
 
 /** Runs a template with `args` on the access's handle and returns its rows (result plugins applied). */
@@ -144,7 +152,7 @@ export async function loadRows(
   let key = `${access.viaTenant ? 'tenant' : 'apex'}:${access.schema ?? 'main'}.${spec.table}|${shape.key}`
   // Result plugins (e.g. CamelCasePlugin) rename the joined columns' aliases, so with
   // them every relation is loaded by a batched statement instead (still through ATTACH).
-  if (tree !== undefined && access.viaTenant && !registry.transformsResults) {
+  if (tree !== undefined && access.attachesApex && !registry.transformsResults) {
     for (const [name, sub] of tree) {
       const relation = spec.relations.get(name)!
       const target = registry.spec(relation.target)

@@ -31,6 +31,12 @@ export interface ModelSpec {
 export interface ModelSide {
   readonly db: () => Kysely<any>
   readonly runner: PreparedRunner
+  /**
+   * Whether apex tables can be read through this side's Kysely as
+   * `apex.<table>` (the storage attaches). When false, includes that reach
+   * apex run as separate statements on apex.
+   */
+  readonly attachesApex: boolean
 }
 
 /**

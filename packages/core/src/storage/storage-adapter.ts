@@ -14,6 +14,48 @@ import type {
  */
 export const APEX = 'apex'
 
+declare const LOCATION: unique symbol
+
+/**
+ * Where a database is, as its adapter addresses it (a file path, a `file:` or
+ * `libsql://` URL, …). Opaque to core: it only passes what
+ * {@link StorageAdapter.locate} returned back to {@link StorageHandle.attach},
+ * and shows it in reports.
+ */
+export type StorageLocation = string & { readonly [LOCATION]: true }
+
+/**
+ * What an adapter can do, declared rather than guessed from which methods
+ * exist. Core checks at `createShardines` that every declared capability has
+ * its methods, and refuses what a missing one would need with a typed error
+ * before anything runs.
+ */
+export interface StorageCapabilities {
+  /**
+   * `ATTACH` on a handle: builder queries naming `apex.<table>`, `t.attach`,
+   * `withTenants`, and model includes joined in one statement. Without it,
+   * such queries get `CrossDatabaseQueryError` and includes across apex run
+   * as separate queries.
+   */
+  readonly attach: boolean
+  /** `executeQuerySync`, `executeTakeFirstSync` and `syncReader` on handles (prepared `executeSync`). */
+  readonly syncReads: boolean
+  /** `migrateInWorkers`: `migrate.all` on worker threads. */
+  readonly workerMigrations: boolean
+  /** `backup(name, destPath)`: an online copy written to a local path. */
+  readonly backupToPath: boolean
+  /** `export(name)`: an online copy streamed as the database file's bytes. */
+  readonly exportStream: boolean
+  /** `rename`. */
+  readonly rename: boolean
+  /** `archive`, `restore`, `listArchived` and `isArchived`. */
+  readonly archive: boolean
+  /** `doctor`. */
+  readonly doctor: boolean
+  /** `migrateLayout`. */
+  readonly layoutMigration: boolean
+}
+
 /**
  * One open database connection, as core needs it. Core never sees the driver
  * (better-sqlite3, libSQL, …): an adapter wraps its connection in this shape,
@@ -63,9 +105,15 @@ export interface StorageHandle {
   /**
    * Attaches the database at `location` (from {@link StorageAdapter.locate}) as
    * `schema`. `schema` is a validated tenant id or `'apex'`; the adapter passes
-   * `location` to the database as a bound parameter.
+   * `location` to the database as a bound parameter. Only called when the
+   * adapter declares the `attach` capability.
+   *
+   * Core serializes attaches and detaches per handle: it never calls `attach`
+   * or `detach` while another of its attaches on the same handle is pending,
+   * and never for a schema already in {@link attached}. An asynchronous
+   * adapter adds the schema to `attached` before its promise resolves.
    */
-  attach(schema: string, location: string): void | Promise<void>
+  attach(schema: string, location: StorageLocation): void | Promise<void>
   /** Detaches `schema`; never called while a transaction is open on the handle. */
   detach(schema: string): void | Promise<void>
   /** Drops cached prepared statements and their verdicts (after schema changes, e.g. a migration). */
@@ -85,13 +133,11 @@ export interface StorageHandle {
   resetConnection(): void | Promise<void>
   /** True once the handle has been closed (evicted, destroyed or shut down). */
   readonly closed: boolean
-  /**
-   * Optional: the database's `user_version` as read when the adapter opened
-   * the file (its first read, which also proves the file is a whole
-   * database). Core's version check on that acquisition uses it instead of
-   * running `pragma user_version` itself.
-   */
-  readonly versionStampAtOpen?: number | undefined
+}
+
+/** A private handle from {@link StorageAdapter.openScratch}; its owner closes it. */
+export interface ScratchHandle extends StorageHandle {
+  close(): void | Promise<void>
 }
 
 /**
@@ -105,14 +151,19 @@ export interface SyncReader {
   /** Schemas attached to this connection. */
   readonly attached: ReadonlySet<string>
   /** Attaches `location` as `schema` (read-only on a separate reader). */
-  attach(schema: string, location: string): void
+  attach(schema: string, location: StorageLocation): void
 }
 
 /** A pinned tenant handle: the pool never closes it until `release()`. */
 export interface TenantLease {
   readonly handle: StorageHandle
-  /** True when this acquisition opened the file (a pool miss), so core can check its version. */
-  readonly opened: boolean
+  /**
+   * Optional, set only when this acquisition opened the database (a pool
+   * miss): its `user_version` as the adapter read it while opening (its first
+   * read, which also proves the file is a whole database). Core's version
+   * check uses it instead of running `pragma user_version` itself.
+   */
+  readonly versionStampAtOpen?: number | undefined
   /** Unpins the handle; call exactly once. */
   release(): void
 }
@@ -130,15 +181,17 @@ export interface PoolStats {
 
 /**
  * What a storage backend provides. `@shardines/adapter-sqlite` implements it on
- * better-sqlite3; a libSQL or encrypted-SQLite adapter implements the same
- * interface and passes the same behaviour suite (`test/conformance`).
+ * better-sqlite3 and `@shardines/adapter-libsql` on libSQL; each passes the
+ * same behaviour suite (`test/conformance`).
  *
  * Tenant ids reaching an adapter have already been validated by core.
  */
 export interface StorageAdapter {
   /** A short name for messages and logs, e.g. `'sqlite'`. */
   readonly kind: string
-  /** How many databases one connection can attach (10 in better-sqlite3's build). */
+  /** What this adapter can do (see {@link StorageCapabilities}). */
+  readonly capabilities: StorageCapabilities
+  /** How many databases one connection can attach (10 in better-sqlite3's build; 0 without the `attach` capability). */
   readonly maxAttached: number
   /**
    * How long a statement that finds a database locked by another connection
@@ -173,16 +226,25 @@ export interface StorageAdapter {
   /** Every tenant id, sorted, streamed. */
   list(): AsyncIterable<string>
   /**
-   * An online, consistent copy of a live database (`'apex'` or a tenant id) at
-   * `destPath`. Refuses (`InvalidOptionsError`, nothing written) a destination
-   * inside the adapter's data folder, an existing file unless `overwrite`, and
-   * anything that is a live database of this adapter.
+   * Optional (capability `backupToPath`): an online, consistent copy of a live
+   * database (`'apex'` or a tenant id) at `destPath`. Refuses
+   * (`InvalidOptionsError`, nothing written) a destination inside the
+   * adapter's data folder, an existing file unless `overwrite`, and anything
+   * that is a live database of this adapter.
    */
-  backup(name: string, destPath: string, options?: { readonly overwrite?: boolean }): Promise<void>
+  backup?(name: string, destPath: string, options?: { readonly overwrite?: boolean }): Promise<void>
+  /**
+   * Optional (capability `exportStream`): an online, consistent copy of a live
+   * database (`'apex'` or a tenant id), streamed as the bytes of an SQLite
+   * database file. The snapshot is taken before the first chunk is yielded;
+   * whatever the adapter staged is removed when the iteration ends or is
+   * abandoned.
+   */
+  export?(name: string): AsyncIterable<Uint8Array>
   /** A consistent copy of tenant `fromId` created as tenant `toId` (atomic, like `create`). */
   fork(fromId: string, toId: string): Promise<void>
   /**
-   * Optional (`tenants.rename` refuses without it): gives tenant `from` the id
+   * Optional (capability `rename`; `tenants.rename` refuses without it): gives tenant `from` the id
    * `to`, atomically across processes. New acquisitions of `from` fail at
    * once; it waits for current leases (and for other processes' transactions
    * on the file), then moves the file. `TenantExistsError` when `to` exists
@@ -190,7 +252,7 @@ export interface StorageAdapter {
    */
   rename?(from: string, to: string): Promise<void>
   /**
-   * Optional: moves a tenant out of the live set into the archive (compressed,
+   * Optional (capability `archive`, with `restore`, `listArchived`, `isArchived`): moves a tenant out of the live set into the archive (compressed,
    * its schema version recorded), waiting like `rename`. Acquisitions then
    * fail with `TenantArchivedError`.
    */
@@ -202,26 +264,28 @@ export interface StorageAdapter {
   /** Optional: whether the tenant is archived. */
   isArchived?(tenantId: string): Promise<boolean>
   /**
-   * Optional: checks the data folder (leftovers of killed operations, stale
+   * Optional (capability `doctor`): checks the data folder (leftovers of killed operations, stale
    * locks, stray files, each tenant's file) and, with `fix`, repairs what is
    * safe to repair. Versions are checked by core.
    */
   doctor?(options: DoctorOptions): Promise<DoctorReport>
-  /** Optional: moves every tenant file into the configured layout (resumable; safe while the app runs). */
+  /** Optional (capability `layoutMigration`): moves every tenant file into the configured layout (resumable; safe while the app runs). */
   migrateLayout?(options: LayoutMigrationOptions): Promise<LayoutMigrationReport>
-  /** What another handle passes to `attach` to reach `'apex'` or a tenant. */
-  locate(name: string): string
-  /** A private, empty, in-memory handle (used to attach several tenants read-only). */
-  openScratch(): StorageHandle
-  /** Closes a scratch handle. */
-  closeScratch(handle: StorageHandle): void
+  /** What another handle passes to `attach` to reach `'apex'` or a tenant (opaque to core). */
+  locate(name: string): StorageLocation
+  /**
+   * A private, empty handle that nothing else sees: `withTenants` attaches
+   * tenants to it read-only; `migrate.status` and codegen migrate a template
+   * on it. The caller closes it.
+   */
+  openScratch(): ScratchHandle | Promise<ScratchHandle>
   stats(): PoolStats
   /** Closes every handle. */
   close(): Promise<void>
   /**
-   * Optional: migrates tenants on worker threads (`migrate.all` uses it when the
-   * tenant migrations are importable from a worker). An adapter without it gets
-   * `migrate.all` on the main thread, so a second adapter is addable without it.
+   * Optional (capability `workerMigrations`): migrates tenants on worker
+   * threads (`migrate.all` uses it when the tenant migrations are importable
+   * from a worker). Without it `migrate.all` runs on the main thread.
    */
   migrateInWorkers?(job: WorkerMigrationJob): Promise<void>
 }

@@ -2,7 +2,7 @@ import { InvalidOptionsError } from '../errors.js'
 import { tenantStatus } from '../migration/migration-status.js'
 import { runMigrations } from '../migration/run-migrations.js'
 import type { ShardinesContext } from '../shardines-context.js'
-import { APEX } from '../storage/storage-adapter.js'
+import { APEX, type StorageCapabilities } from '../storage/storage-adapter.js'
 import type {
   ArchivedTenant,
   DoctorFinding,
@@ -37,6 +37,14 @@ export interface TenantsApi {
    * set; nothing is ever written over a live tenant or apex database.
    */
   backup(id: string, destPath: string, options?: BackupOptions): Promise<void>
+  /**
+   * An online, consistent copy of a live tenant (or `'apex'`) streamed as the
+   * bytes of an SQLite database file, e.g. to pipe into an upload or an HTTP
+   * response (`Readable.from(shard.tenants.export(id))`). The snapshot is
+   * taken when iteration starts; what the adapter staged is removed when it
+   * ends or is abandoned.
+   */
+  export(id: string): AsyncIterable<Uint8Array>
   /** Creates tenant `toId` as a consistent copy of `fromId` (e.g. a staging copy). */
   fork(fromId: string, toId: string): Promise<void>
   /**
@@ -110,7 +118,14 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       if (typeof destPath !== 'string' || destPath.length === 0) {
         throw new InvalidOptionsError(`tenants.backup("${id}", destPath) needs a destination path.`)
       }
-      await ctx.storage.backup(id, destPath, { overwrite: options.overwrite === true })
+      await supported(ctx, 'backup', 'backupToPath', ctx.storage.backup)(id, destPath, {
+        overwrite: options.overwrite === true,
+      })
+    },
+    export(id: string): AsyncIterable<Uint8Array> {
+      ctx.assertOpen()
+      if (id !== APEX) assertTenantId(id)
+      return supported(ctx, 'export', 'exportStream', ctx.storage.export)(id)
     },
     async fork(fromId: string, toId: string): Promise<void> {
       ctx.assertOpen()
@@ -124,26 +139,26 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       assertTenantId(to)
       notInsideScope(ctx, 'rename', from)
       if (from === to) throw new InvalidOptionsError(`tenants.rename("${from}", "${to}"): the ids are the same.`)
-      await supported(ctx, 'rename', ctx.storage.rename)(from, to)
+      await supported(ctx, 'rename', 'rename', ctx.storage.rename)(from, to)
     },
     async archive(id: string): Promise<ArchivedTenant> {
       ctx.assertOpen()
       assertTenantId(id)
       notInsideScope(ctx, 'archive', id)
-      return supported(ctx, 'archive', ctx.storage.archive)(id)
+      return supported(ctx, 'archive', 'archive', ctx.storage.archive)(id)
     },
     async restore(id: string): Promise<void> {
       ctx.assertOpen()
       assertTenantId(id)
-      await supported(ctx, 'restore', ctx.storage.restore)(id)
+      await supported(ctx, 'restore', 'archive', ctx.storage.restore)(id)
     },
     archived(): AsyncIterable<ArchivedTenant> {
       ctx.assertOpen()
-      return supported(ctx, 'archived', ctx.storage.listArchived)()
+      return supported(ctx, 'archived', 'archive', ctx.storage.listArchived)()
     },
     async doctor(options: DoctorOptions = {}): Promise<DoctorReport> {
       ctx.assertOpen()
-      const files = await supported(ctx, 'doctor', ctx.storage.doctor)(options)
+      const files = await supported(ctx, 'doctor', 'doctor', ctx.storage.doctor)(options)
       // Versions: what the files hold against the migrations this code knows.
       const findings: DoctorFinding[] = [...files.findings]
       const damaged = new Set(files.findings.filter((f) => f.kind === 'damaged').map((f) => f.tenantId))
@@ -179,19 +194,22 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
     },
     async migrateLayout(options: LayoutMigrationOptions = {}): Promise<LayoutMigrationReport> {
       ctx.assertOpen()
-      return supported(ctx, 'migrateLayout', ctx.storage.migrateLayout)(options)
+      return supported(ctx, 'migrateLayout', 'layoutMigration', ctx.storage.migrateLayout)(options)
     },
   })
 }
 
-/** An optional adapter method, bound, or a typed refusal naming the adapter. */
+/** An optional adapter method, bound, or a typed refusal naming the adapter and the capability it lacks. */
 function supported<F extends (...args: never[]) => unknown>(
   ctx: ShardinesContext,
   name: string,
+  capability: keyof StorageCapabilities,
   method: F | undefined,
 ): F {
-  if (method === undefined) {
-    throw new InvalidOptionsError(`tenants.${name}() is not supported by the ${ctx.storage.kind} storage adapter.`)
+  if (!ctx.storage.capabilities[capability] || method === undefined) {
+    throw new InvalidOptionsError(
+      `tenants.${name}() is not supported by the ${ctx.storage.kind} storage adapter (it does not declare the ${capability} capability).`,
+    )
   }
   return method.bind(ctx.storage) as F
 }

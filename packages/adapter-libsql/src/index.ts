@@ -1,0 +1,61 @@
+// @shardines/adapter-libsql: Shardines on libSQL, in two modes behind one libsqlStorage().
+import type { StorageAdapter } from '@shardines/core'
+import { createSqliteFamilyStorage } from '@shardines/adapter-sqlite/engine'
+import type { SqliteStorageOptions } from '@shardines/adapter-sqlite'
+import { LibsqlClientStorage, type LibsqlClientStorageOptions } from './client/client-storage.js'
+import { libsqlDriver } from './local/libsql-driver.js'
+
+/**
+ * `mode: 'local'`: tenant files on this machine through the `libsql` package
+ * (libSQL's synchronous, better-sqlite3-like API), with everything
+ * `@shardines/adapter-sqlite` does on better-sqlite3: file layout (flat or
+ * hashed), the handle pool, pragmas, atomic create, destroy, rename, archive,
+ * restore, backup, fork, doctor and worker-thread migrations. Attached
+ * databases are opened read-only by SQLite itself (URI `mode=ro`), behind
+ * the statement guard.
+ */
+export interface LibsqlLocalStorageOptions extends SqliteStorageOptions {
+  readonly mode: 'local'
+  /** libSQL's encryption at rest: the key every database file of this storage is encrypted with. */
+  readonly encryptionKey?: string | undefined
+}
+
+export type LibsqlStorageOptions = LibsqlLocalStorageOptions | LibsqlClientStorageOptions
+
+/**
+ * The libSQL storage adapter.
+ *
+ * @example
+ * ```ts
+ * // Local files through the libsql package:
+ * libsqlStorage({ mode: 'local', dir: './data', maxOpen: 256 })
+ * // One database per tenant through @libsql/client (sqld, Turso, or file: URLs):
+ * libsqlStorage({
+ *   mode: 'client',
+ *   url: 'libsql://{tenant}-myorg.turso.io',
+ *   apexUrl: 'libsql://apex-myorg.turso.io',
+ *   authToken: process.env.TURSO_TOKEN,
+ *   provisioner: tursoProvisioner,
+ * })
+ * ```
+ */
+export function libsqlStorage(options: LibsqlStorageOptions): StorageAdapter {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError('libsqlStorage(options) needs an options object with mode "local" or "client".')
+  }
+  if (options.mode === 'local') {
+    const { mode: _mode, encryptionKey, ...sqlite } = options
+    return createSqliteFamilyStorage(
+      { kind: 'libsql', driver: libsqlDriver(encryptionKey === undefined ? {} : { encryptionKey }) },
+      sqlite,
+    )
+  }
+  if (options.mode === 'client') return new LibsqlClientStorage(options)
+  throw new TypeError(
+    `libsqlStorage({ mode }) must be "local" or "client", not ${JSON.stringify((options as { mode?: unknown }).mode)}.`,
+  )
+}
+
+export type { LibsqlClientStorageOptions } from './client/client-storage.js'
+export type { TenantProvisioner } from './client/provisioner.js'
+export { libsqlDriver } from './local/libsql-driver.js'
