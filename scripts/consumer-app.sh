@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A new user's app, outside the workspace: the three packages packed as npm would publish
-# them, installed with npm next to the app's own kysely and better-sqlite3 (whatever the
-# running Node's leg uses: KYSELY and BETTER_SQLITE3 set the ranges), then the tour
+# A new user's app, outside the workspace: the four packages packed as npm would publish
+# them (the `shardines` bin is @shardines/cli's), installed with npm next to the app's own
+# kysely and better-sqlite3 (whatever the running Node's leg uses: KYSELY and BETTER_SQLITE3
+# set the ranges), then the tour
 # (examples/tour) copied in: codegen, `tsc --noEmit` under NodeNext, the tour run with tsx,
 # and `npm ls kysely` showing one Kysely.
 set -euo pipefail
@@ -11,7 +12,7 @@ sqlite="${BETTER_SQLITE3:-^12.9.0}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/tarballs" "$work/app"
-for pkg in core adapter-sqlite codegen; do
+for pkg in core adapter-sqlite codegen cli; do
   (cd "$root/packages/$pkg" && npx -y pnpm@10.34.9 pack --pack-destination "$work/tarballs" >/dev/null)
 done
 cd "$work/app"
@@ -27,6 +28,7 @@ cat > package.json <<JSON
     "kysely": "$kysely"
   },
   "devDependencies": {
+    "@shardines/cli": "file:$work/tarballs/shardines-cli-0.1.0.tgz",
     "@shardines/codegen": "file:$work/tarballs/shardines-codegen-0.1.0.tgz",
     "@types/node": "^22.0.0",
     "tsx": "^4.23.15",
@@ -52,6 +54,8 @@ cat > tsconfig.json <<'JSON'
 JSON
 echo "consumer app on $(node --version): kysely $kysely, better-sqlite3 $sqlite"
 npm install --no-audit --no-fund --loglevel=error >/dev/null
+# The bin is @shardines/cli's (core has none since the CLI moved out of it).
+[ "$(readlink -f node_modules/.bin/shardines)" = "$(readlink -f node_modules/@shardines/cli/bin/shardines.js)" ] || { echo "node_modules/.bin/shardines is not @shardines/cli's bin"; exit 1; }
 npx shardines codegen --out src/db
 npx tsc -p tsconfig.json
 npx tsx src/tour.ts > tour.out

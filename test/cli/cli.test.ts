@@ -2,9 +2,8 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { adapterIndex, coreIndex, shardines } from '../helpers/cli-runner.js'
+import { adapterIndex, cliIndex, coreIndex, shardines } from '../helpers/cli-runner.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { MIGRATION_FILES } from '../migrations/migration-fixtures.js'
 
@@ -150,18 +149,9 @@ test('shardines end to end: create, migrate, status --json, destroy, backup; exi
   assert.match(drift.stdout, /drift: 1 tenant differ from the template at their version: acme/)
 })
 
-test('shardines codegen: a clear message when @shardines/codegen is not installed', async () => {
-  const dir = makeProject(1)
-  const run = await shardines(dir, 'codegen', '--verify')
-  assert.equal(run.code, 2)
-  assert.match(run.stderr, /shardines codegen needs @shardines\/codegen: install it/)
-})
-
-test('shardines codegen hands over to @shardines/codegen when the project has it', async () => {
+test('shardines codegen runs @shardines/codegen, a dependency of the CLI: the project installs nothing else', async () => {
   const dir = makeProject(2)
-  fs.mkdirSync(path.join(dir, 'node_modules', '@shardines'), { recursive: true })
-  const codegenPackage = path.resolve(path.dirname(fileURLToPath(coreIndex)), '..', '..', 'codegen')
-  fs.symlinkSync(codegenPackage, path.join(dir, 'node_modules', '@shardines', 'codegen'), 'dir')
+  assert.ok(!fs.existsSync(path.join(dir, 'node_modules')))
   const stale = await shardines(dir, 'codegen', '--verify')
   assert.equal(stale.code, 1, stale.stdout + stale.stderr)
   const run = await shardines(dir, 'codegen', '--out', 'db')
@@ -232,4 +222,27 @@ export default defineConfig({
   const bad = await shardines(nested, 'status')
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /defineConfig\(\{ shard \}\)/)
+})
+
+test('defineConfig is also exported by @shardines/cli: the same function as in @shardines/core', async () => {
+  const cli = await import('@shardines/cli')
+  const core = await import('@shardines/core')
+  assert.equal(cli.defineConfig, core.defineConfig)
+  const dir = makeProject(1)
+  fs.writeFileSync(
+    path.join(dir, 'shardines.config.mjs'),
+    `import { createShardines } from ${JSON.stringify(coreIndex)}
+import { defineConfig } from ${JSON.stringify(cliIndex)}
+import { sqliteStorage } from ${JSON.stringify(adapterIndex)}
+export default defineConfig({
+  shard: createShardines({
+    storage: sqliteStorage({ dir: './data', synchronous: 'off' }),
+    migrations: { apex: './migrations/apex', tenant: './migrations/tenant' },
+  }),
+})
+`,
+  )
+  const run = await shardines(dir, 'migrate', '--json')
+  assert.equal(run.code, 0, run.stderr)
+  assert.equal(JSON.parse(run.stdout).apex.status, 'migrated')
 })

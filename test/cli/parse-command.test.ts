@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-// The parser is internal to the CLI (not exported from @shardines/core): tested from source.
-import { CliUsageError, commandUsage, parseCommand } from '../../packages/core/src/cli/parse-command.js'
+// The parser is internal to the CLI (not exported from @shardines/cli): tested from source.
+import { CliUsageError, commandUsage, parseCommand } from '../../packages/cli/src/parse-command.js'
 import { InvalidTenantIdError } from '../../packages/core/src/errors.js'
 import { assertTenantId } from '../../packages/core/src/tenant/tenant-id.js'
 

@@ -1,11 +1,14 @@
 // Runs the built `shardines` executable as a user would, for the CLI suites.
 import { spawn } from 'node:child_process'
-import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const coreIndex = import.meta.resolve('@shardines/core')
 export const adapterIndex = import.meta.resolve('@shardines/adapter-sqlite')
-const MAIN = path.join(path.dirname(fileURLToPath(coreIndex)), 'cli', 'main.js')
+export const cliIndex = import.meta.resolve('@shardines/cli')
+/** The `bin` of @shardines/cli (the committed shim that imports its dist/main.js). */
+export const SHARDINES_BIN = fileURLToPath(
+  new URL('bin/shardines.js', import.meta.resolve('@shardines/cli/package.json')),
+)
 
 export interface Run {
   code: number | null
@@ -16,7 +19,7 @@ export interface Run {
 /** Runs `shardines <args>` in `cwd` (stdin is not a terminal) and collects its output and exit code. */
 export function shardines(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [MAIN, ...args], {
+    const proc = spawn(process.execPath, [SHARDINES_BIN, ...args], {
       cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, NODE_NO_WARNINGS: '1' },

@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadMigrations } from '@shardines/core'
 import Database from 'better-sqlite3'
+import { SHARDINES_BIN } from '../helpers/cli-runner.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { inspect, seedTenants, shardAt, tenantFile, tenantIds, writeMigrations } from './migration-fixtures.js'
 
@@ -33,11 +34,9 @@ function child(args: string[]): { proc: ChildProcess; output: () => string; exit
   return { proc, output: () => out, exit }
 }
 
-const SHARDINES = path.join(path.dirname(fileURLToPath(import.meta.resolve('@shardines/core'))), 'cli', 'main.js')
-
 /** The built `shardines` executable, run in `cwd`. */
 function cli(cwd: string, args: string[]): { proc: ChildProcess; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, [SHARDINES, ...args], { cwd, stdio: 'ignore' })
+  const proc = spawn(process.execPath, [SHARDINES_BIN, ...args], { cwd, stdio: 'ignore' })
   return { proc, exit: once(proc, 'exit').then(([code]) => code as number | null) }
 }
 

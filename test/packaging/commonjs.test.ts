@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url))
 
-test('a CommonJS module can require() @shardines/core, @shardines/adapter-sqlite and @shardines/codegen', () => {
+test('a CommonJS module can require() @shardines/core, @shardines/adapter-sqlite, @shardines/codegen and @shardines/cli', () => {
   // Inside test/, whose node_modules link the workspace packages, as an app's would.
   const file = path.join(testRoot, `.require-check-${process.pid}.cjs`)
   fs.writeFileSync(
@@ -18,7 +18,8 @@ test('a CommonJS module can require() @shardines/core, @shardines/adapter-sqlite
     `const core = require('@shardines/core')
 const adapter = require('@shardines/adapter-sqlite')
 const codegen = require('@shardines/codegen')
-console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfig, typeof adapter.sqliteStorage, Object.keys(codegen).length > 0]))
+const cli = require('@shardines/cli')
+console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfig, typeof adapter.sqliteStorage, Object.keys(codegen).length > 0, typeof cli.runCli]))
 `,
   )
   try {
@@ -32,6 +33,7 @@ console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfi
       'function',
       'function',
       true,
+      'function',
     ])
   } finally {
     fs.rmSync(file, { force: true })

@@ -1,7 +1,7 @@
 // The public surface of @shardines/core, chosen by hand (see STYLE.md §17).
 
 // shardines.config.ts
-export { defineConfig, type ShardinesConfig } from './cli/load-config.js'
+export { type AnyShardines, defineConfig, type ShardinesConfig } from './config/define-config.js'
 export type { ShardinesLogConfig, ShardinesLogEvent } from './connection/query-log.js'
 export {
   AttachLimitError,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
+import { ShardinesError } from '@shardines/core'
 import { match } from 'ts-pattern'
-import { ShardinesError } from '../errors.js'
 import { type CliStreams, createCliOutput } from './cli-output.js'
 import { backupCommand } from './commands/backup-command.js'
 import { codegenCommand } from './commands/codegen-command.js'
@@ -65,7 +65,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     out.error(`shardines: ${(error as Error).message}`)
     return EXIT.usage
   }
-  const { shard, file } = loaded
+  const { shard } = loaded
   try {
     return await match(command)
       .with({ kind: 'migrate' }, (c) => migrateCommand(shard, c, out, env.signal))
@@ -83,7 +83,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
       .with({ kind: 'doctor' }, (c) => doctorCommand(shard, c, out))
       .with({ kind: 'layout-migrate' }, (c) => layoutCommand(shard, c, out))
       .with({ kind: 'backup' }, (c) => backupCommand(shard, c, out, env.cwd))
-      .with({ kind: 'codegen' }, (c) => codegenCommand(shard, c, out, env.cwd, file))
+      .with({ kind: 'codegen' }, (c) => codegenCommand(shard, c, out, env.cwd))
       .exhaustive()
   } catch (error) {
     if (error instanceof CliUsageError || error instanceof CliConfigError) {
@@ -100,7 +100,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
 }
 
 function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
   return manifest.version

@@ -1,6 +1,6 @@
 import * as readline from 'node:readline/promises'
+import type { AnyShardines } from '@shardines/core'
 import type { CliOutput } from '../cli-output.js'
-import type { AnyShardines } from '../load-config.js'
 import { CliUsageError, type ParsedCommand } from '../parse-command.js'
 
 type TenantsCommand = Extract<

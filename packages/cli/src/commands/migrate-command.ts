@@ -1,7 +1,5 @@
-import type { MigrationReport } from '../../migration/migration-reports.js'
-import type { MigrationOutcome } from '../../migration/run-migrations.js'
+import type { AnyShardines, MigrationOutcome, MigrationReport } from '@shardines/core'
 import type { CliOutput } from '../cli-output.js'
-import type { AnyShardines } from '../load-config.js'
 import type { ParsedCommand } from '../parse-command.js'
 
 type MigrateCommand = Extract<ParsedCommand, { kind: 'migrate' }>

@@ -1,6 +1,6 @@
 import * as path from 'node:path'
+import type { AnyShardines } from '@shardines/core'
 import type { CliOutput } from '../cli-output.js'
-import type { AnyShardines } from '../load-config.js'
 import type { ParsedCommand } from '../parse-command.js'
 
 /** `shardines backup ID DEST [--overwrite]`: an online, consistent copy of a live tenant (or `apex`) at DEST. */

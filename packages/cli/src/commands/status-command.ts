@@ -1,5 +1,5 @@
+import type { AnyShardines } from '@shardines/core'
 import type { CliOutput } from '../cli-output.js'
-import type { AnyShardines } from '../load-config.js'
 
 /**
  * `shardines status [--json]`: tenants per version (a rollout's progress), the

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Shardines } from '../shardines.js'
+import type { AnyShardines, ShardinesConfig } from '@shardines/core'
 
 /** The file names looked for in the working directory, in this order. */
 export const CONFIG_FILES = [
@@ -16,35 +16,6 @@ export class CliConfigError extends Error {
   override readonly name = 'CliConfigError'
 }
 
-export type AnyShardines = Shardines<any, any, any>
-
-/**
- * What `shardines.config.ts` may export (as its default export): the
- * instance, or a function that makes it, called only when a command runs.
- *
- * @example
- * ```ts
- * // shardines.config.ts
- * import { createShardines, defineConfig } from '@shardines/core'
- * import { sqliteStorage } from '@shardines/adapter-sqlite'
- *
- * export default defineConfig({
- *   shard: () => createShardines({
- *     storage: sqliteStorage({ dir: './data' }),
- *     migrations: { apex: './migrations/apex', tenant: './migrations/tenant' },
- *   }),
- * })
- * ```
- */
-export interface ShardinesConfig<S extends AnyShardines = AnyShardines> {
-  readonly shard: S | (() => S | Promise<S>)
-}
-
-/** Types a `shardines.config.ts` (see {@link ShardinesConfig}); returns it unchanged. */
-export function defineConfig<S extends AnyShardines>(config: ShardinesConfig<S>): ShardinesConfig<S> {
-  return config
-}
-
 export interface LoadedConfig {
   readonly file: string
   readonly shard: AnyShardines
@@ -55,7 +26,7 @@ export interface LoadedConfig {
  * (`export default shard` or `export const shard`). TypeScript configs are
  * imported through tsx's programmatic API (`tsImport`), so `shardines` needs
  * no `--import` flag; tsx must then be installed (it is an optional peer
- * dependency of @shardines/core).
+ * dependency of @shardines/cli).
  */
 export async function loadConfig(cwd: string, explicit: string | undefined): Promise<LoadedConfig> {
   const file = explicit !== undefined ? path.resolve(cwd, explicit) : findConfig(cwd)

@@ -1,4 +1,0 @@
-#!/usr/bin/env node
-// The `shardines` executable. A committed shim rather than dist/cli/main.js itself,
-// so that `pnpm install` on a fresh clone (before the build) can link the bin.
-await import('../dist/cli/main.js')
