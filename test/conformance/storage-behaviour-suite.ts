@@ -1531,6 +1531,34 @@ export function storageBehaviourSuite(target: StorageBehaviourTarget, options: S
         needs: ['attach'],
       }, async () => {
         const w = await guardWorld()
+        // Some engines (libSQL's SQLite 3.45) refuse qualified table names in a trigger's body
+        // when the trigger is created: the attack cannot even be set up there. Then the create
+        // itself must fail with the engine's refusal, and nothing stored may change.
+        const engineRefusesQualifiedTriggers = await w
+          .inAcme(async (t) => {
+            await sql`create temp trigger probe after insert on main.documents begin delete from main.comments where 0; end`.execute(
+              t.db,
+            )
+          })()
+          .then(
+            () => false,
+            (error: unknown) => /qualified table names are not allowed/.test(String((error as Error).message)),
+          )
+        if (engineRefusesQualifiedTriggers) {
+          for (const text of [
+            "create temp trigger copy_out after insert on main.documents begin insert into apex.plans (id, name) values (new.title, 'stolen'); end",
+            'create temp trigger wipe after update on main.documents begin delete from apex.accounts; end',
+          ]) {
+            await assert.rejects(
+              w.inAcme((t) => sql.raw(text).execute(t.db))(),
+              /qualified table names are not allowed/,
+              text,
+            )
+          }
+          assert.deepEqual(await w.stored(), w.seeded, 'a refused statement changed what is stored')
+          await w.shard.close()
+          return
+        }
         const failures = await attempts([
           [
             'builder insert after a temp trigger copying titles into apex.plans',

@@ -1,7 +1,8 @@
 // @shardines/adapter-libsql: Shardines on libSQL, in two modes behind one libsqlStorage().
-import type { StorageAdapter } from '@shardines/core'
-import { createSqliteFamilyStorage } from '@shardines/adapter-sqlite/engine'
+
 import type { SqliteStorageOptions } from '@shardines/adapter-sqlite'
+import { createSqliteFamilyStorage } from '@shardines/adapter-sqlite/engine'
+import { InvalidOptionsError, type StorageAdapter } from '@shardines/core'
 import { LibsqlClientStorage, type LibsqlClientStorageOptions } from './client/client-storage.js'
 import { libsqlDriver } from './local/libsql-driver.js'
 
@@ -18,6 +19,10 @@ export interface LibsqlLocalStorageOptions extends SqliteStorageOptions {
   readonly mode: 'local'
   /** libSQL's encryption at rest: the key every database file of this storage is encrypted with. */
   readonly encryptionKey?: string | undefined
+  /** `'delete'` (the default), `'truncate'` or `'persist'`; `'wal'` is refused (see the README). */
+  readonly journalMode?: Exclude<SqliteStorageOptions['journalMode'], 'wal'>
+  /** As `journalMode`, for apex; default `'delete'` here. */
+  readonly apexJournalMode?: Exclude<SqliteStorageOptions['apexJournalMode'], 'wal'>
 }
 
 export type LibsqlStorageOptions = LibsqlLocalStorageOptions | LibsqlClientStorageOptions
@@ -45,9 +50,19 @@ export function libsqlStorage(options: LibsqlStorageOptions): StorageAdapter {
   }
   if (options.mode === 'local') {
     const { mode: _mode, encryptionKey, ...sqlite } = options
+    for (const key of ['journalMode', 'apexJournalMode'] as const) {
+      if ((sqlite[key] as string | undefined) === 'wal') {
+        throw new InvalidOptionsError(
+          `libsqlStorage({ mode: 'local', ${key}: 'wal' }) is refused: libsql 0.5 keeps a WAL database's files open after close() until its objects are garbage-collected, and a destroyed or renamed tenant's WAL then breaks the next open of that name ("disk I/O error"). Use 'delete' (the default here), or @shardines/adapter-sqlite for WAL.`,
+        )
+      }
+    }
     return createSqliteFamilyStorage(
-      { kind: 'libsql', driver: libsqlDriver(encryptionKey === undefined ? {} : { encryptionKey }) },
-      sqlite,
+      {
+        kind: 'libsql',
+        driver: libsqlDriver({ encryptionKey, busyTimeout: sqlite.busyTimeout }),
+      },
+      { ...sqlite, apexJournalMode: sqlite.apexJournalMode ?? 'delete' },
     )
   }
   if (options.mode === 'client') return new LibsqlClientStorage(options)

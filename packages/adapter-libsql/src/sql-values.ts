@@ -48,11 +48,15 @@ export function bindValue(value: unknown): unknown {
   }
 }
 
-/** Whether `sql` holds a second statement after the first (better-sqlite3 refuses those; libSQL would drop it silently). */
-export function hasTail(sql: string): boolean {
-  let i = 0
+/**
+ * The tokens that decide where a statement ends: lower-cased words, `;`, and
+ * `x` for anything else (strings, quoted names, numbers, punctuation).
+ * Comments and whitespace are skipped.
+ */
+function endTokens(sql: string): string[] {
+  const tokens: string[] = []
   const n = sql.length
-  let seenEnd = false
+  let i = 0
   while (i < n) {
     const c = sql[i] as string
     if (c === '-' && sql[i + 1] === '-') {
@@ -77,21 +81,54 @@ export function hasTail(sql: string): boolean {
         j = k + 1
         break
       }
-      if (seenEnd) return true
+      tokens.push('x')
       i = j
-    } else if (c === ';') {
-      seenEnd = true
+    } else if (/\s/.test(c)) {
       i++
-    } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-      i++
+    } else if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1
+      while (j < n && /[A-Za-z0-9_$]/.test(sql[j] as string)) j++
+      tokens.push(sql.slice(i, j).toLowerCase())
+      i = j
     } else {
-      if (seenEnd) return true
+      tokens.push(c === ';' ? ';' : 'x')
       i++
     }
   }
-  return false
+  return tokens
 }
 
+/**
+ * Whether `sql` holds a second statement after the first (better-sqlite3
+ * refuses those; libSQL would silently run only the first). As SQLite's own
+ * `sqlite3_complete` does, a `CREATE [TEMP] TRIGGER` ends only at a `;` right
+ * after `END`: the `;` of its body do not end it.
+ */
+export function hasTail(sql: string): boolean {
+  const tokens = endTokens(sql)
+  let t = 0
+  if (tokens[t] === 'explain') {
+    t++
+    if (tokens[t] === 'query' && tokens[t + 1] === 'plan') t += 2
+  }
+  let trigger = false
+  if (tokens[t] === 'create') {
+    let k = t + 1
+    if (tokens[k] === 'temp' || tokens[k] === 'temporary') k++
+    trigger = tokens[k] === 'trigger'
+  }
+  let end = -1
+  for (let i = t; i < tokens.length; i++) {
+    if (tokens[i] !== ';') continue
+    if (!trigger || tokens[i - 1] === 'end') {
+      end = i
+      break
+    }
+  }
+  if (end === -1) return false
+  for (let i = end + 1; i < tokens.length; i++) if (tokens[i] !== ';') return true
+  return false
+}
 
 /** `path` as an SQLite URI filename (`%`, `?` and `#` escaped), opened in `mode`. */
 export function fileUri(path: string, mode: 'ro' | 'rw' | 'rwc'): string {

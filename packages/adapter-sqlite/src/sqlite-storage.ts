@@ -25,7 +25,7 @@ import {
   TenantNotFoundError,
   type WorkerMigrationJob,
 } from '@shardines/core'
-import { type DriverConnection, type SqliteDriver, betterSqlite3Driver } from './driver/sqlite-driver.js'
+import { betterSqlite3Driver, type DriverConnection, type SqliteDriver } from './driver/sqlite-driver.js'
 import {
   archivedIds,
   finishArchive,
@@ -391,7 +391,8 @@ class SqliteStorage implements StorageAdapter {
         paths: this.#paths,
         repair: (id) => this.#locks.hold([id], { op: 'repair', id }, async () => undefined),
         driver: this.#driver,
-        finishArchive: (id) => this.#locks.hold([id], { op: 'archive', id }, () => finishArchive(this.#paths, id, this.#driver)),
+        finishArchive: (id) =>
+          this.#locks.hold([id], { op: 'archive', id }, () => finishArchive(this.#paths, id, this.#driver)),
       },
       options,
     )
@@ -914,7 +915,7 @@ class SqliteStorage implements StorageAdapter {
     try {
       source = this.#withDescriptorRetry(() => this.#driver.open(this.#fileOf(name), { fileMustExist: true }))
       source.pragma(`busy_timeout = ${this.#options.busyTimeout}`)
-      await this.#driver.backup(source, dest)
+      await this.#driver.backup(source, this.#fileOf(name), dest)
     } finally {
       source?.close()
       lease?.release()

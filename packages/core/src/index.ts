@@ -5,6 +5,7 @@ export { type AnyShardines, defineConfig, type ShardinesConfig } from './config/
 export type { ShardinesLogConfig, ShardinesLogEvent } from './connection/query-log.js'
 export {
   AttachLimitError,
+  CrossDatabaseQueryError,
   InvalidOptionsError,
   InvalidTenantIdError,
   MigrationError,
@@ -108,15 +109,19 @@ export type {
   StorageTestSupport,
   StoredFile,
 } from './storage/behaviour-support.js'
+export { CAPABILITIES } from './storage/capabilities.js'
 // For SQLite-family adapters: the engine's error codes core acts on.
 export { isBusyError } from './storage/sqlite-engine.js'
 export {
   APEX,
   type PoolStats,
+  type ScratchHandle,
   type SerializedError,
   type SerializedMigrationOutcome,
   type StorageAdapter,
+  type StorageCapabilities,
   type StorageHandle,
+  type StorageLocation,
   type SyncReader,
   type TenantLease,
   type WorkerMigrationJob,

@@ -56,6 +56,7 @@ import {
 import type { ModelsOf, UntypedModels } from './registry/model-types.js'
 import type { ShardinesContext } from './shardines-context.js'
 import { type MigrateOnOpen, type ShardinesOptions, validateOptions } from './shardines-options.js'
+import { requireAttach } from './storage/capabilities.js'
 import {
   APEX,
   type PoolStats,
@@ -65,7 +66,6 @@ import {
   type StorageLocation,
   type TenantLease,
 } from './storage/storage-adapter.js'
-import { requireAttach } from './storage/capabilities.js'
 import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from './tenant/map-tenants.js'
 import type { TenantScope, TenantScopeDB, TenantsScope, TenantTransaction } from './tenant/scope-types.js'
 import { assertTenantId } from './tenant/tenant-id.js'
@@ -599,6 +599,7 @@ class ShardinesImpl<ApexDB, TenantDB, Models> implements Shardines<ApexDB, Tenan
       runInFrame: this.runInFrame,
       locate: this.#locate,
       maxAttached: 0,
+      syncReads: this.storage.capabilities.syncReads,
       log: this.log,
       // shard.apex writes apex, but attaches, pragmas and raw transaction control are Shardines' alone.
       guard: apexGuard(),
@@ -710,6 +711,7 @@ class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<TenantDB,
       },
       locate,
       maxAttached: shard.storage.maxAttached,
+      syncReads: shard.storage.capabilities.syncReads,
       refuseAttach: shard.storage.capabilities.attach
         ? null
         : (schema) => {

@@ -10,7 +10,6 @@ import {
   StatementRefusedError,
   type StatementVerdict,
   StorageError,
-  type StorageHandle,
   type StorageLocation,
 } from '@shardines/core'
 import type { CompiledQuery, QueryResult } from 'kysely'
@@ -36,6 +35,15 @@ export interface ResultSetLike {
   readonly rows: ArrayLike<ArrayLike<unknown>>
   readonly rowsAffected: number
   readonly lastInsertRowid: bigint | undefined
+}
+
+/** How a {@link ClientHandle} waits for other connections' locks. */
+export interface ClientHandleOptions {
+  /** How long a COMMIT waits (natively) for readers' locks, in ms: the storage's busy timeout. */
+  readonly commitWait: number
+  /** Every other statement's native wait (core retries the rest asynchronously). */
+  readonly nativeWait: number
+  readonly onClose?: (() => void) | undefined
 }
 
 /** Thrown by the first, text-only pass of a verdict when the statement's program is needed. */
@@ -91,11 +99,16 @@ export class ClientHandle implements ScratchHandle {
   readonly #schemaObjects = new Map<number, readonly SchemaObject[]>()
   readonly #onClose: (() => void) | undefined
 
-  constructor(name: string, client: ClientLike, openMirror: () => ClientLike, onClose?: () => void) {
+  readonly #commitWait: number
+  readonly #nativeWait: number
+
+  constructor(name: string, client: ClientLike, openMirror: () => ClientLike, options: ClientHandleOptions) {
     this.name = name
     this.#client = client
     this.#openMirror = openMirror
-    this.#onClose = onClose
+    this.#onClose = options.onClose
+    this.#commitWait = options.commitWait
+    this.#nativeWait = options.nativeWait
   }
 
   /** The mirror, opened on first use with this handle's attachments. */
@@ -192,15 +205,26 @@ export class ClientHandle implements ScratchHandle {
   async #transactionControl<R>(sql: string): Promise<QueryResult<R>> {
     const word = (/^\s*(\w+)/.exec(sql)?.[1] ?? '').toLowerCase()
     if (word === 'begin') {
-      if (this.#transaction !== undefined) throw new Error(`${this.name}: a transaction is already open on this handle.`)
+      if (this.#transaction !== undefined)
+        throw new Error(`${this.name}: a transaction is already open on this handle.`)
       const mode = /\bimmediate\b|\bexclusive\b/i.test(sql) ? 'write' : 'deferred'
       this.#transaction = await this.#client.transaction(mode)
     } else {
       const transaction = this.#transaction
-      if (transaction === undefined) throw new Error(`${this.name}: ${word} without an open transaction.`)
+      if (transaction === undefined) {
+        // A ROLLBACK after the client already settled the transaction (a failed COMMIT): nothing to undo.
+        if (word === 'rollback') return { rows: [] }
+        throw new Error(`${this.name}: ${word} without an open transaction.`)
+      }
       try {
         if (word === 'rollback') await transaction.rollback()
-        else await transaction.commit()
+        else {
+          // @libsql/client ends a transaction whose COMMIT fails, so a COMMIT cannot be retried
+          // later as core retries other statements: it waits for readers' locks (another
+          // process, a backup) right here, up to the storage's busy timeout.
+          await transaction.execute({ sql: `pragma busy_timeout = ${this.#commitWait}`, args: [] })
+          await transaction.commit()
+        }
       } catch (error) {
         // @libsql/client settles a transaction whose COMMIT failed (rolled back): say so plainly.
         if (word !== 'rollback') {
@@ -213,6 +237,11 @@ export class ClientHandle implements ScratchHandle {
       } finally {
         this.#transaction = undefined
         transaction.close()
+        if (word !== 'rollback' && !this.#client.closed) {
+          await this.#client
+            .execute({ sql: `pragma busy_timeout = ${this.#nativeWait}`, args: [] })
+            .catch(() => undefined)
+        }
       }
     }
     return { rows: [] }
@@ -260,7 +289,13 @@ export class ClientHandle implements ScratchHandle {
   async #program(sql: string): Promise<ProgramStep[]> {
     const result = await this.#explainSide(`explain ${sql}`)
     const column = (name: string) => result.columns.indexOf(name)
-    const [opcode, p1, p2, p3, p4] = ['opcode', 'p1', 'p2', 'p3', 'p4'].map(column) as [number, number, number, number, number]
+    const [opcode, p1, p2, p3, p4] = ['opcode', 'p1', 'p2', 'p3', 'p4'].map(column) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
     const steps: ProgramStep[] = []
     for (let i = 0; i < result.rows.length; i++) {
       const row = result.rows[i] as ArrayLike<unknown>

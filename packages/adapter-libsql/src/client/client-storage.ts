@@ -17,12 +17,13 @@ import {
   type TenantLease,
   TenantNotFoundError,
 } from '@shardines/core'
+import { vacuumInto } from '../local/vacuum.js'
 import { fileUri } from '../sql-values.js'
-import { type ClientLike, ClientHandle } from './client-handle.js'
+import { ClientHandle, type ClientLike } from './client-handle.js'
 import {
   type FileTemplate,
-  fileTemplate,
   filePathOf,
+  fileTemplate,
   listFileTenants,
   TENANT_PLACEHOLDER,
   type TenantProvisioner,
@@ -196,7 +197,10 @@ export class LibsqlClientStorage implements StorageAdapter {
 
   /** A handle on `url`, whose guard reads programs on a second client to the same database. */
   #handle(name: string, url: string): ClientHandle {
-    return new ClientHandle(name, this.#client(name, url), () => this.#client(name, url))
+    return new ClientHandle(name, this.#client(name, url), () => this.#client(name, url), {
+      commitWait: this.busyTimeout,
+      nativeWait: Math.min(NATIVE_BUSY_WAIT_MS, this.busyTimeout),
+    })
   }
 
   apex(): StorageHandle {
@@ -224,8 +228,14 @@ export class LibsqlClientStorage implements StorageAdapter {
         opening = this.#open(tenantId).finally(() => this.#opening.delete(tenantId))
         this.#opening.set(tenantId, opening)
       }
-      entry = await opening
+      const opened = await opening
       if (this.#doomed.has(tenantId)) throw new TenantNotFoundError(tenantId)
+      // Counted in the pool only now, pinned in the same step: nothing can evict it in between.
+      entry = this.#entries.get(tenantId)
+      if (entry === undefined || entry.handle.closed) {
+        entry = opened
+        this.#entries.set(tenantId, entry)
+      }
     }
     entry.refs++
     const stamp = entry.stamp
@@ -286,9 +296,7 @@ export class LibsqlClientStorage implements StorageAdapter {
       }
     }
     this.#misses++
-    const entry: Entry = { id: tenantId, handle, refs: 0, stamp, idle: [] }
-    this.#entries.set(tenantId, entry)
-    return entry
+    return { id: tenantId, handle, refs: 0, stamp, idle: [] }
   }
 
   #evictOverflow(): void {
@@ -305,7 +313,8 @@ export class LibsqlClientStorage implements StorageAdapter {
   async exists(tenantId: string): Promise<boolean> {
     this.#assertOpen()
     if (this.#doomed.has(tenantId)) return false
-    if (this.#files !== undefined) return fs.statSync(tenantFile(this.#files, tenantId), { throwIfNoEntry: false })?.isFile() === true
+    if (this.#files !== undefined)
+      return fs.statSync(tenantFile(this.#files, tenantId), { throwIfNoEntry: false })?.isFile() === true
     return (this.#provisioner as TenantProvisioner).exists(tenantId)
   }
 
@@ -336,7 +345,11 @@ export class LibsqlClientStorage implements StorageAdapter {
   }
 
   /** Builds the database in a temporary file, then links it into place: atomic, and EEXIST means taken. */
-  async #createFile(files: FileTemplate, tenantId: string, build: (handle: StorageHandle) => Promise<void>): Promise<void> {
+  async #createFile(
+    files: FileTemplate,
+    tenantId: string,
+    build: (handle: StorageHandle) => Promise<void>,
+  ): Promise<void> {
     fs.mkdirSync(files.dir, { recursive: true })
     const target = tenantFile(files, tenantId)
     if (fs.existsSync(target)) throw new TenantExistsError(tenantId)
@@ -399,12 +412,16 @@ export class LibsqlClientStorage implements StorageAdapter {
   /** A consistent copy of a local database (`VACUUM INTO`, one read transaction) at `dest`, through a private client. */
   async #copyLocal(name: string, dest: string): Promise<void> {
     const lease = name === APEX ? undefined : await this.acquire(name)
-    const source = this.#client(name, this.#urlOf(name))
     try {
-      await source.execute({ sql: `pragma busy_timeout = ${this.busyTimeout}`, args: [] })
-      await source.execute({ sql: 'vacuum main into ?', args: [dest] })
+      // On a worker thread: @libsql/client runs a local statement synchronously underneath.
+      await vacuumInto({
+        via: 'client',
+        source: `file:${this.#localFileOf(name)}`,
+        dest,
+        busyTimeout: this.busyTimeout,
+        encryptionKey: this.#options.encryptionKey,
+      })
     } finally {
-      source.close()
       lease?.release()
     }
   }
@@ -430,7 +447,9 @@ export class LibsqlClientStorage implements StorageAdapter {
       }
     }
     if (fs.existsSync(dest) && options.overwrite !== true) {
-      throw new InvalidOptionsError(`Refused to back up to ${dest}: the file exists (pass { overwrite: true } to replace it).`)
+      throw new InvalidOptionsError(
+        `Refused to back up to ${dest}: the file exists (pass { overwrite: true } to replace it).`,
+      )
     }
     fs.mkdirSync(path.dirname(dest), { recursive: true })
     const partial = `${dest}.partial-${process.pid}-${Date.now().toString(36)}`
@@ -495,7 +514,7 @@ export class LibsqlClientStorage implements StorageAdapter {
       'scratch',
       this.#createClient({ url: ':memory:' }),
       () => this.#createClient({ url: ':memory:' }),
-      () => scratches.delete(handle),
+      { commitWait: this.busyTimeout, nativeWait: NATIVE_BUSY_WAIT_MS, onClose: () => scratches.delete(handle) },
     )
     scratches.add(handle)
     return handle

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
 import type {
   DriverConnection,
@@ -8,6 +7,7 @@ import type {
   SqliteDriver,
 } from '@shardines/adapter-sqlite/engine'
 import { bindable, fileUri, hasTail } from '../sql-values.js'
+import { vacuumInto } from './vacuum.js'
 
 /** What `libsql`'s Database and Statement offer (its own types are loose); only what is used here. */
 interface LibsqlStatement {
@@ -71,7 +71,6 @@ function openError(error: unknown, file: string): Error {
   return Object.assign(new Error(`unable to open database file ${file}: ${message}`, { cause: error }), { code })
 }
 
-
 /** A row as better-sqlite3 gives it: libSQL's `_metadata` key removed, blobs as Buffers. */
 function cleanRow(row: unknown): unknown {
   if (row === null || typeof row !== 'object') return row
@@ -81,7 +80,8 @@ function cleanRow(row: unknown): unknown {
   }
   const record = row as Record<string, unknown>
   if ('_metadata' in record) delete record._metadata
-  for (const key in record) if (record[key] instanceof ArrayBuffer) record[key] = Buffer.from(record[key] as ArrayBuffer)
+  for (const key in record)
+    if (record[key] instanceof ArrayBuffer) record[key] = Buffer.from(record[key] as ArrayBuffer)
   return record
 }
 
@@ -202,6 +202,8 @@ class Connection implements DriverConnection {
 
 /** Options every libSQL connection of one storage is opened with. */
 export interface LibsqlConnectionOptions {
+  /** How long a backup's read waits for a writer's lock, in milliseconds. */
+  readonly busyTimeout?: number | undefined
   /** The database encryption key (libSQL's encryption at rest), when the files are encrypted. */
   readonly encryptionKey?: string | undefined
 }
@@ -234,10 +236,16 @@ export function libsqlDriver(options: LibsqlConnectionOptions = {}): SqliteDrive
   return Object.freeze({
     name: options.encryptionKey === undefined ? 'libsql' : 'libsql-encrypted',
     open,
-    async backup(source: DriverConnection, dest: string): Promise<void> {
-      // libSQL has no online backup API: VACUUM INTO copies the database as one read transaction.
-      if (fs.existsSync(dest)) throw new Error(`backup destination exists: ${dest}`)
-      source.prepare('vacuum main into ?').run(dest)
+    backup(_source: DriverConnection, sourceFile: string, dest: string): Promise<void> {
+      // libSQL has no online backup API: VACUUM INTO copies the database as one read transaction,
+      // on a worker thread so that the event loop (and other tenants' writes) go on meanwhile.
+      return vacuumInto({
+        via: 'libsql',
+        source: fileUri(sourceFile, 'ro'),
+        dest,
+        busyTimeout: options.busyTimeout ?? 5000,
+        encryptionKey: options.encryptionKey,
+      })
     },
     // libSQL opens URI filenames: SQLite itself then refuses writes to what is attached read-only.
     attachLocation: (file: string, readOnly: boolean) => fileUri(file, readOnly ? 'ro' : 'rw'),

@@ -55,8 +55,12 @@ export interface SqliteDriver {
   readonly name: string
   /** Opens `file` (`':memory:'` for a private in-memory database). */
   open(file: string, options?: DriverOpenOptions): DriverConnection
-  /** A consistent copy of `source`'s main database at `dest` (a new file), taken under one read lock. */
-  backup(source: DriverConnection, dest: string): Promise<void>
+  /**
+   * A consistent copy of the main database of `source` (a private connection
+   * to `sourceFile`, with the storage's busy timeout) at `dest`, a new file,
+   * taken under one read lock. It must not hold the event loop for the copy.
+   */
+  backup(source: DriverConnection, sourceFile: string, dest: string): Promise<void>
   /**
    * What `ATTACH` is given for `file` (bound as a parameter). An engine with
    * URI filenames attaches `readOnly` databases with `mode=ro`, so SQLite
@@ -70,7 +74,10 @@ export interface SqliteDriver {
   readonly workerModule: { readonly url: string; readonly exportName: string }
 }
 
-type BetterSqlite3 = new (file: string, options?: DriverOpenOptions) => DriverConnection & {
+type BetterSqlite3 = new (
+  file: string,
+  options?: DriverOpenOptions,
+) => DriverConnection & {
   backup(dest: string, options?: { progress?: () => number }): Promise<unknown>
 }
 
@@ -100,7 +107,7 @@ export function betterSqlite3Driver(): SqliteDriver {
   driver = Object.freeze({
     name: 'better-sqlite3',
     open: (file: string, options?: DriverOpenOptions) => new Database(file, options),
-    async backup(source: DriverConnection, dest: string): Promise<void> {
+    async backup(source: DriverConnection, _sourceFile: string, dest: string): Promise<void> {
       // All pages in one step, under one read lock: a stepwise copy restarts whenever another
       // connection commits, so it might never finish while a tenant keeps writing.
       await (source as InstanceType<BetterSqlite3>).backup(dest, { progress: () => 0x7fffffff })

@@ -23,8 +23,8 @@ import type { CompiledQuery, QueryResult } from 'kysely'
 import type {
   DriverConnection as Database,
   DriverRunResult as RunResult,
-  DriverStatement as Statement,
   SqliteDriver,
+  DriverStatement as Statement,
 } from '../driver/sqlite-driver.js'
 import type { FileIdentity } from '../files/tenant-files.js'
 

@@ -38,6 +38,8 @@ export interface HandleBinding {
    * a statement that would need `schema` attached (`CrossDatabaseQueryError`).
    */
   readonly refuseAttach: ((schema: string) => never) | null
+  /** False when the storage does not declare `syncReads`: prepared `executeSync` is then refused. */
+  readonly syncReads: boolean
   readonly log: QueryLogger | null
   /**
    * What the statement guard lets this binding's statements do. Scopes get
@@ -90,6 +92,7 @@ export function bindHandle(handle: StorageHandle, options: BindingOptions): Hand
     locate: options.locate ?? attachesNothing,
     maxAttached: options.maxAttached ?? 0,
     refuseAttach: options.refuseAttach ?? null,
+    syncReads: options.syncReads ?? true,
     log: options.log ?? null,
     guard: options.guard ?? INTERNAL_GUARD,
     busyTimeout: options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,

@@ -406,9 +406,9 @@ export function readPreparedSync<R>(
 ): R[] | R | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
   const { handle, log, label } = binding
-  if (handle.syncReader === undefined) {
+  if (!binding.syncReads || handle.syncReader === undefined) {
     throw new InvalidOptionsError(
-      `The storage adapter of "${label}" runs statements asynchronously, so it has no synchronous reads: use await execute() / executeTakeFirst().`,
+      `The storage adapter of "${label}" has no synchronous reads (it does not declare the syncReads capability, e.g. its statements run asynchronously): use await execute() / executeTakeFirst().`,
     )
   }
   const separate = mustWait(binding, owner)

@@ -57,7 +57,13 @@ const BATCH = 5000
 /** Where a model's own statements go: tenanted → the scope's tenant, apex → apex (even inside a scope). */
 export function ownAccess(spec: ModelSpec, binding: ModelBinding): Access {
   if (spec.kind === 'apex') {
-    return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined, attachesApex: false }
+    return {
+      db: binding.apex.db(),
+      runner: binding.apex.runner,
+      viaTenant: false,
+      schema: undefined,
+      attachesApex: false,
+    }
   }
   if (binding.tenant === null) throw new NoTenantError(`the tenanted model ${spec.name}`)
   return {
@@ -72,7 +78,13 @@ export function ownAccess(spec: ModelSpec, binding: ModelBinding): Access {
 function targetAccess(from: Access, target: ModelSpec, binding: ModelBinding): Access {
   if (target.kind === 'tenanted') return ownAccess(target, binding)
   if (from.attachesApex) return { ...from, schema: 'apex' }
-  return { db: binding.apex.db(), runner: binding.apex.runner, viaTenant: false, schema: undefined, attachesApex: false }
+  return {
+    db: binding.apex.db(),
+    runner: binding.apex.runner,
+    viaTenant: false,
+    schema: undefined,
+    attachesApex: false,
+  }
 }
 
 /** Runs a template with `args` on the access's handle and returns its rows (result plugins applied). */

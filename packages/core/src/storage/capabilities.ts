@@ -32,7 +32,9 @@ export function checkCapabilities(storage: StorageAdapter): void {
   const methods = storage as unknown as Record<string, unknown>
   for (const name of CAPABILITIES) {
     if (typeof declared[name] !== 'boolean') {
-      throw new InvalidOptionsError(`The ${storage.kind} storage adapter must declare capabilities.${name} (true or false).`)
+      throw new InvalidOptionsError(
+        `The ${storage.kind} storage adapter must declare capabilities.${name} (true or false).`,
+      )
     }
     if (!declared[name]) continue
     for (const method of METHODS[name]) {
@@ -44,7 +46,9 @@ export function checkCapabilities(storage: StorageAdapter): void {
     }
   }
   if (declared.attach && !(storage.maxAttached > 0)) {
-    throw new InvalidOptionsError(`The ${storage.kind} storage adapter declares capabilities.attach with maxAttached 0.`)
+    throw new InvalidOptionsError(
+      `The ${storage.kind} storage adapter declares capabilities.attach with maxAttached 0.`,
+    )
   }
 }
 

@@ -118,7 +118,12 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       if (typeof destPath !== 'string' || destPath.length === 0) {
         throw new InvalidOptionsError(`tenants.backup("${id}", destPath) needs a destination path.`)
       }
-      await supported(ctx, 'backup', 'backupToPath', ctx.storage.backup)(id, destPath, {
+      await supported(
+        ctx,
+        'backup',
+        'backupToPath',
+        ctx.storage.backup,
+      )(id, destPath, {
         overwrite: options.overwrite === true,
       })
     },
