@@ -92,6 +92,7 @@ export const libsqlClientTarget: StorageBehaviourTarget = {
       url: `file:${path.join(dir, 'tenants')}/{tenant}.db`,
       apexUrl: `file:${clientFileOf(dir, 'apex')}`,
       ...(options?.maxOpen === undefined ? {} : { maxOpen: options.maxOpen }),
+      ...(options?.unsynced === true ? { synchronous: 'off' as const } : {}),
     }),
   support: {
     ...supportFor(clientFileOf, (f) => path.basename(f) === 'apex.db'),

@@ -46,11 +46,24 @@ export interface ClientHandleOptions {
   readonly onClose?: (() => void) | undefined
 }
 
+/** Verdicts judged on clean connections, shared by the process; oldest dropped beyond the bound. */
+const CLEAN_VERDICTS = new Map<string, StatementVerdict>()
+const CLEAN_VERDICTS_MAX = 4096
+
+function rememberClean(verdict: StatementVerdict): void {
+  if (CLEAN_VERDICTS.size >= CLEAN_VERDICTS_MAX) {
+    const oldest = CLEAN_VERDICTS.keys().next().value
+    if (oldest !== undefined) CLEAN_VERDICTS.delete(oldest)
+  }
+  CLEAN_VERDICTS.set(verdict.sql, verdict)
+}
+
 /** Thrown by the first, text-only pass of a verdict when the statement's program is needed. */
 const NEED_PROGRAM = Symbol('need program')
 
 /** Core's own transaction control (never a user's: the guard refuses those). */
 const TRANSACTION_CONTROL = /^\s*(begin|commit|end|rollback)\b(?!\s+to\b)/i
+const EXPLAIN = /^\s*explain\b/i
 /** An internal statement that may create temp objects (noted as leftovers, to be reset). */
 const MENTIONS_TEMP = /\btemp(orary)?\b/i
 
@@ -81,9 +94,10 @@ export class ClientHandle implements ScratchHandle {
    * programs (`EXPLAIN`): libSQL leaves an `EXPLAIN` of a write unreset after
    * listing it, and SQLite then fails every COMMIT on that connection
    * ("SQL statements in progress") until the statement is garbage-collected.
-   * The mirror never writes, so what it leaves blocks nothing. It attaches
-   * what this handle attaches and replays its temp DDL, so names resolve
-   * there as they do here.
+   * The mirror never writes and never reads a table (a read there would keep
+   * its lock while an EXPLAIN is active), so what it leaves blocks nothing.
+   * It attaches what this handle attaches and replays its temp DDL, so names
+   * resolve there as they do here.
    */
   readonly #openMirror: () => ClientLike
   #mirror: ClientLike | undefined
@@ -178,7 +192,9 @@ export class ClientHandle implements ScratchHandle {
           if ((verdict.flags & Does.WRITE_TEMP) !== 0) this.#leftovers = true
         }
       }
-      const result = await this.#execute(sql, args)
+      // A user's EXPLAIN runs on the mirror too: libSQL would leave it active on this connection,
+      // failing its COMMITs and keeping the read locks of its later reads.
+      const result = EXPLAIN.test(sql) ? await this.#explainSide(sql, args) : await this.#execute(sql, args)
       if (verdict === undefined || (verdict.flags & Does.SCHEMA_CHANGE) !== 0) {
         if (verdict !== undefined && (verdict.flags & Does.WRITE_TEMP) !== 0 && this.#mirror !== undefined) {
           // Temp objects live on the connection: the mirror gets the same, so names resolve alike.
@@ -256,6 +272,13 @@ export class ClientHandle implements ScratchHandle {
   async #verdict(sql: string): Promise<StatementVerdict> {
     const cached = this.#verdicts.get(sql)
     if (cached !== undefined) return cached
+    // Nothing attached and nothing in temp: every name resolves in main, so the verdict depends on
+    // the SQL alone and is shared by every handle of the process (as adapter-sqlite's are).
+    const clean = this.#attached.size === 0 && !this.#leftovers
+    if (clean) {
+      const shared = CLEAN_VERDICTS.get(sql)
+      if (shared !== undefined) return shared
+    }
     const textOnly: ProgramReader = {
       explain: () => {
         throw NEED_PROGRAM
@@ -282,7 +305,10 @@ export class ClientHandle implements ScratchHandle {
         schemaObjects: (index) => this.#schemaObjects.get(index) ?? [],
       })
     }
-    if ((verdict.flags & Does.JUDGE_EACH_RUN) === 0) this.#verdicts.set(sql, verdict)
+    if ((verdict.flags & Does.JUDGE_EACH_RUN) === 0) {
+      if (clean && this.#attached.size === 0 && !this.#leftovers) rememberClean(verdict)
+      else this.#verdicts.set(sql, verdict)
+    }
     return verdict
   }
 
@@ -326,8 +352,12 @@ export class ClientHandle implements ScratchHandle {
   }
 
   async #objectsOf(schema: string): Promise<SchemaObject[]> {
-    const result = await this.#explainSide(
+    // On this connection, not the mirror: a read on a connection that holds an unreset EXPLAIN
+    // keeps its read lock (SQLite ends a read transaction only when no statement is active), and
+    // the mirror holds every EXPLAIN the guard ran.
+    const result = await this.#execute(
       `select type, name, tbl_name, rootpage from "${schema.replaceAll('"', '""')}".sqlite_master`,
+      [],
     )
     return Array.from(result.rows, (row) => plainRow(result.columns, row) as unknown as SchemaObject)
   }

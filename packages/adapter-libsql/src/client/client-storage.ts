@@ -17,6 +17,7 @@ import {
   type TenantLease,
   TenantNotFoundError,
 } from '@shardines/core'
+import type { CompiledQuery } from 'kysely'
 import { vacuumInto } from '../local/vacuum.js'
 import { fileUri } from '../sql-values.js'
 import { ClientHandle, type ClientLike } from './client-handle.js'
@@ -63,6 +64,30 @@ export interface LibsqlClientStorageOptions {
   readonly attach?: boolean | undefined
   /** libSQL's encryption key for local files (encryption at rest). */
   readonly encryptionKey?: string | undefined
+  /**
+   * `pragma synchronous` for each tenant connection to a local file (run when
+   * it opens); default: the engine's (`full` under the rollback journal).
+   */
+  readonly synchronous?: 'off' | 'normal' | 'full' | 'extra' | undefined
+}
+
+const CLIENT_OPTIONS: readonly (keyof LibsqlClientStorageOptions)[] = [
+  'mode',
+  'url',
+  'apexUrl',
+  'authToken',
+  'syncUrl',
+  'provisioner',
+  'maxOpen',
+  'busyTimeout',
+  'attach',
+  'encryptionKey',
+  'synchronous',
+]
+
+/** One of the adapter's own statements, as a compiled query. */
+function internal(sql: string): CompiledQuery {
+  return { sql, parameters: [], query: undefined as never, queryId: undefined as never } as CompiledQuery
 }
 
 interface CreateClientConfig {
@@ -131,6 +156,13 @@ export class LibsqlClientStorage implements StorageAdapter {
   #closed = false
 
   constructor(options: LibsqlClientStorageOptions) {
+    for (const key of Object.keys(options)) {
+      if (!CLIENT_OPTIONS.includes(key as keyof LibsqlClientStorageOptions)) {
+        throw new InvalidOptionsError(
+          `Unknown libsqlStorage({ mode: "client" }) option "${key}"; the options are ${CLIENT_OPTIONS.join(', ')}.`,
+        )
+      }
+    }
     this.#options = options
     this.#createClient = loadClient()
     const template = typeof options.url === 'string' ? options.url : undefined
@@ -269,10 +301,10 @@ export class LibsqlClientStorage implements StorageAdapter {
     let stamp: number
     try {
       handle = this.#handle(tenantId, this.#urlOf(tenantId))
-      const result = await handle.executeQuery<{ user_version: number }>(
-        { sql: 'pragma user_version', parameters: [], query: undefined as never, queryId: undefined as never },
-        INTERNAL,
-      )
+      if (this.#options.synchronous !== undefined) {
+        await handle.executeQuery(internal(`pragma synchronous = ${this.#options.synchronous}`), INTERNAL)
+      }
+      const result = await handle.executeQuery<{ user_version: number }>(internal('pragma user_version'), INTERNAL)
       stamp = Number(result.rows[0]?.user_version ?? 0)
     } catch (error) {
       await handle?.close()
