@@ -71,24 +71,16 @@ const RULES = [
  * entry gets deleted.
  */
 const KNOWN_EXCEPTIONS = [
-  // issue 16: codegen opens its scratch databases with @shardines/adapter-sqlite and reads them
-  // with better-sqlite3 instead of going through the storage contract of the config's instance.
-  // Another change removes these two imports (and the dependencies); then delete this entry.
-  {
-    package: '@shardines/codegen',
-    files: ['packages/codegen/src/generate-schemas.ts'],
-    imports: ['@shardines/adapter-sqlite', 'better-sqlite3'],
-    issue: 'issue 16',
-  },
-  // Not decided yet: the libSQL adapter (committed while this check was written) runs its local
-  // mode on adapter-sqlite's SQLite engine (@shardines/adapter-sqlite/engine), so one adapter
-  // imports another. Either that engine moves to a package both adapters may import (core, or
-  // a shared one with its own rule here) and this entry goes, or the rule for adapters changes.
+  // Deliberate (issue 16's note): adapter-libsql's local mode is adapter-sqlite's file storage
+  // (layout, pool, locks, lifecycle, doctor) on libSQL's driver, through adapter-sqlite's engine
+  // entry point (@shardines/adapter-sqlite/engine), rather than a second copy of it. Moving that
+  // storage into core would make core own files and pools; a shared package would be a sixth
+  // package DESIGN does not list. Only these two files may import it.
   {
     package: '@shardines/adapter-libsql',
     files: ['packages/adapter-libsql/src/index.ts', 'packages/adapter-libsql/src/local/libsql-driver.ts'],
     imports: ['@shardines/adapter-sqlite'],
-    issue: 'adapter-libsql on adapter-sqlite’s engine: to decide',
+    issue: 'adapter-libsql local mode runs on adapter-sqlite’s engine (issue 16)',
   },
 ]
 
