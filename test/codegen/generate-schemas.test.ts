@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
+import { sqliteStorage } from '@shardines/adapter-sqlite'
 import { generateSchemas, renderSchemas, verifySchemas } from '@shardines/codegen'
 import { InvalidOptionsError, MigrationError } from '@shardines/core'
 import { sql } from 'kysely'
@@ -9,6 +10,9 @@ import { tempDir } from '../helpers/temp-dir.js'
 import { addColorMigration, apexMigrations, tenantMigrations } from './codegen-migrations.js'
 
 const migrations = { apex: apexMigrations, tenant: tenantMigrations }
+// Codegen only opens scratch handles on it (see codegen-storage.test.ts).
+const storage = sqliteStorage({ dir: path.join(tempDir(), 'data') })
+after(() => storage.close())
 
 const EXPECTED_TENANT = `/**
  * TenantDB: the tables of every tenant database (the tenant template),
@@ -36,7 +40,7 @@ export interface TenantDB {
 
 test('a small migration set produces the expected apex and tenant interfaces', async () => {
   const outDir = path.join(tempDir(), 'db')
-  const { files } = await generateSchemas({ migrations, outDir })
+  const { files } = await generateSchemas({ migrations, storage, outDir })
   assert.deepEqual(
     files.map((f) => [f.name, f.tables, f.changed]),
     [
@@ -55,10 +59,10 @@ test('a small migration set produces the expected apex and tenant interfaces', a
 
 test('output is deterministic: two runs give byte-identical files, the second writes nothing', async () => {
   const outDir = tempDir()
-  const first = await generateSchemas({ migrations, outDir })
+  const first = await generateSchemas({ migrations, storage, outDir })
   const before = first.files.map((f) => fs.readFileSync(f.path, 'utf8'))
   const mtimes = first.files.map((f) => fs.statSync(f.path).mtimeMs)
-  const second = await generateSchemas({ migrations, outDir })
+  const second = await generateSchemas({ migrations, storage, outDir })
   assert.deepEqual(
     second.files.map((f) => f.changed),
     [false, false],
@@ -71,7 +75,7 @@ test('output is deterministic: two runs give byte-identical files, the second wr
     second.files.map((f) => fs.statSync(f.path).mtimeMs),
     mtimes,
   )
-  const rendered = await renderSchemas({ migrations, outDir: tempDir() })
+  const rendered = await renderSchemas({ migrations, storage, outDir: tempDir() })
   assert.deepEqual(
     rendered.map((f) => f.content),
     before,
@@ -80,14 +84,14 @@ test('output is deterministic: two runs give byte-identical files, the second wr
 
 test('a migration adding a column changes the output; verify reports stale until regenerated', async () => {
   const outDir = tempDir()
-  await generateSchemas({ migrations, outDir })
-  assert.deepEqual(await verifySchemas({ migrations, outDir }), [])
+  await generateSchemas({ migrations, storage, outDir })
+  assert.deepEqual(await verifySchemas({ migrations, storage, outDir }), [])
 
   const next = { apex: apexMigrations, tenant: { ...tenantMigrations, ...addColorMigration } }
-  assert.deepEqual(await verifySchemas({ migrations: next, outDir }), ['tenant.ts'])
+  assert.deepEqual(await verifySchemas({ migrations: next, storage, outDir }), ['tenant.ts'])
   assert.doesNotMatch(fs.readFileSync(path.join(outDir, 'tenant.ts'), 'utf8'), /color/, 'verify writes nothing')
 
-  const { files } = await generateSchemas({ migrations: next, outDir })
+  const { files } = await generateSchemas({ migrations: next, storage, outDir })
   assert.deepEqual(
     files.map((f) => [f.name, f.changed]),
     [
@@ -96,10 +100,10 @@ test('a migration adding a column changes the output; verify reports stale until
     ],
   )
   assert.match(fs.readFileSync(path.join(outDir, 'tenant.ts'), 'utf8'), /\n {2}color: string \| null\n/)
-  assert.deepEqual(await verifySchemas({ migrations: next, outDir }), [])
+  assert.deepEqual(await verifySchemas({ migrations: next, storage, outDir }), [])
   // Going back to the old migrations makes the new file stale in turn; a missing file is stale too.
   fs.rmSync(path.join(outDir, 'apex.ts'))
-  assert.deepEqual(await verifySchemas({ migrations, outDir }), ['apex.ts', 'tenant.ts'])
+  assert.deepEqual(await verifySchemas({ migrations, storage, outDir }), ['apex.ts', 'tenant.ts'])
 })
 
 test('options: type names, camelCase, overrides, include/exclude, dates and JSON', async () => {
@@ -123,6 +127,7 @@ test('options: type names, camelCase, overrides, include/exclude, dates and JSON
   }
   await generateSchemas({
     migrations: { apex: apexMigrations, tenant },
+    storage,
     outDir,
     apexTypeName: 'CatalogueDB',
     tenantTypeName: 'WorkspaceDB',
@@ -146,7 +151,7 @@ test('options: type names, camelCase, overrides, include/exclude, dates and JSON
   assert.match(file, /\n {2}anything: unknown\n/)
   assert.doesNotMatch(file, /scratch/i)
 
-  const included = await renderSchemas({ migrations: { tenant }, outDir, include: '_*' })
+  const included = await renderSchemas({ migrations: { tenant }, storage, outDir, include: '_*' })
   assert.deepEqual(included[1]?.tables, ['_scratch'])
   assert.match(included[0]?.content ?? '', /export type ApexDB = Record<never, never>\n/)
 })
@@ -154,19 +159,37 @@ test('options: type names, camelCase, overrides, include/exclude, dates and JSON
 test('bad options and failing migrations are typed errors that say what to do', async () => {
   const outDir = tempDir()
   await assert.rejects(
-    generateSchemas({ migrations, outDir, camelcase: true } as never),
+    generateSchemas({ migrations, storage, outDir, camelcase: true } as never),
     (e: unknown) =>
       e instanceof InvalidOptionsError && /Misspelled codegen option "camelcase" should be "camelCase"/.test(e.message),
   )
   await assert.rejects(generateSchemas({ outDir } as never), InvalidOptionsError)
-  await assert.rejects(generateSchemas({ migrations, outDir, json: 'object' as never }), /options.json must be/)
+  // No storage: codegen has nowhere to open its scratch databases, and says what to pass.
   await assert.rejects(
-    generateSchemas({ migrations, outDir, overrides: { tenant: { 'notes.colour': 'string' } } }),
+    generateSchemas({ migrations, outDir }),
+    (e: unknown) =>
+      e instanceof InvalidOptionsError &&
+      /with \{ migrations \}, pass \{ storage \} too, e\.g\. storage: sqliteStorage\(\{ dir: '\.\/data' \}\)/.test(
+        e.message,
+      ),
+  )
+  await assert.rejects(
+    generateSchemas({ migrations, outDir, storage: { dir: 'data' } as never }),
+    /options\.storage must be a storage adapter such as sqliteStorage\(\{ dir \}\) \(it has no openScratch\(\)\)/,
+  )
+  const bareShard = { migrate: { list: async () => ({ apex: [], tenant: [] }) } }
+  await assert.rejects(generateSchemas({ shard: bareShard, outDir }), /options\.shard has no storage adapter/)
+  await assert.rejects(
+    generateSchemas({ migrations, storage, outDir, json: 'object' as never }),
+    /options.json must be/,
+  )
+  await assert.rejects(
+    generateSchemas({ migrations, storage, outDir, overrides: { tenant: { 'notes.colour': 'string' } } }),
     (e: unknown) =>
       e instanceof InvalidOptionsError && /notes\.colour.*names no column of the tenant schema/.test(e.message),
   )
   await assert.rejects(
-    generateSchemas({ migrations, outDir, tenantTypeName: 'Notes' }),
+    generateSchemas({ migrations, storage, outDir, tenantTypeName: 'Notes' }),
     (e: unknown) =>
       e instanceof InvalidOptionsError && /table "notes" would be generated as interface Notes/.test(e.message),
   )
@@ -179,7 +202,7 @@ test('bad options and failing migrations are typed errors that say what to do', 
     },
   }
   await assert.rejects(
-    generateSchemas({ migrations: { apex: apexMigrations, tenant: broken }, outDir }),
+    generateSchemas({ migrations: { apex: apexMigrations, tenant: broken }, storage, outDir }),
     (e: unknown) => e instanceof MigrationError && e.migration === '002_broken',
   )
   assert.deepEqual(fs.readdirSync(outDir), [], 'nothing is written when generation fails')

@@ -9,7 +9,7 @@ export const DEFAULT_OUT_DIR = 'db'
 
 /** Arguments of {@link runCodegenCommand}, as the `shardines` CLI parses them. */
 export interface CodegenCommandOptions {
-  /** The instance exported by `shardines.config.*`. */
+  /** The instance exported by `shardines.config.*`: its migrations run on scratch handles of its storage. */
   shard: CodegenShard
   /** The folder `--out` is relative to (the CLI's working directory). */
   cwd: string
@@ -19,7 +19,7 @@ export interface CodegenCommandOptions {
   verify: boolean
   /** Receives each line of output. */
   log: (line: string) => void
-  /** Further codegen options (type names, camelCase, overrides, include/exclude, dates, json). */
+  /** Further codegen options (storage, type names, camelCase, overrides, include/exclude, dates, json). */
   options?: Omit<CodegenOptions, 'shard' | 'migrations' | 'outDir'>
 }
 

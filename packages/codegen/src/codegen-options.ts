@@ -1,11 +1,17 @@
-import { InvalidOptionsError, type MigrationSource, type NamedMigration } from '@shardines/core'
+import { InvalidOptionsError, type MigrationSource, type NamedMigration, type StorageAdapter } from '@shardines/core'
 import type { DateHandling, JsonHandling } from './sqlite-column-types.js'
 
-/** The part of a Shardines instance codegen needs: its loaded migrations. */
+/**
+ * The part of a Shardines instance codegen needs: its loaded migrations, and
+ * the storage adapter it was created with (every instance made by
+ * `createShardines` carries it), whose scratch databases codegen migrates.
+ */
 export interface CodegenShard {
   readonly migrate: {
     list(): Promise<{ readonly apex: readonly NamedMigration[]; readonly tenant: readonly NamedMigration[] }>
   }
+  /** The instance's storage; `options.storage` takes precedence. */
+  readonly storage?: StorageAdapter
 }
 
 /** A value for both databases, or one per database. */
@@ -13,13 +19,25 @@ export type PerDatabase<T> = T | { apex?: T; tenant?: T }
 
 /**
  * Options of {@link generateSchemas} and {@link verifySchemas}. Give either
- * `shard` (its configured migrations are used) or `migrations`.
+ * `shard` (its configured migrations and its storage are used) or
+ * `migrations` with `storage`.
  */
 export interface CodegenOptions {
-  /** The app's Shardines instance; only `shard.migrate.list()` is called (no database is opened). */
+  /**
+   * The app's Shardines instance: its migrations (`shard.migrate.list()`) and its storage, on
+   * which codegen opens two scratch databases (`storage.openScratch()`); none of the app's
+   * databases is opened. The instance stays open: close it yourself.
+   */
   shard?: CodegenShard
-  /** Migration sources, as in `createShardines({ migrations })`, when there is no instance at hand. */
+  /** Migration sources, as in `createShardines({ migrations })`, when there is no instance at hand (give `storage` too). */
   migrations?: { apex?: MigrationSource; tenant?: MigrationSource }
+  /**
+   * The storage adapter whose scratch databases are migrated and introspected, e.g.
+   * `sqliteStorage({ dir: './data' })` or `libsqlStorage({ mode: 'local', dir: './data' })`: only
+   * `openScratch()` is called, and the scratch handles are closed afterwards (the adapter stays
+   * open: close it yourself). Required with `migrations`; with `shard`, default the instance's storage.
+   */
+  storage?: StorageAdapter
   /** Folder of `apex.ts` and `tenant.ts` (created if missing). */
   outDir: string
   /** Name of the apex database interface. Default `'ApexDB'`. */
@@ -47,6 +65,7 @@ export interface CodegenOptions {
 
 /** The options with defaults applied and checked. */
 export interface ResolvedCodegenOptions {
+  readonly storage: StorageAdapter
   readonly outDir: string
   readonly apexTypeName: string
   readonly tenantTypeName: string
@@ -64,6 +83,7 @@ export interface ResolvedCodegenOptions {
 const KNOWN = [
   'shard',
   'migrations',
+  'storage',
   'outDir',
   'apexTypeName',
   'tenantTypeName',
@@ -80,7 +100,7 @@ const TYPE_NAME = /^[A-Za-z_$][\w$]*$/
 export function resolveOptions(options: CodegenOptions): ResolvedCodegenOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionsError(
-      'generateSchemas(options) needs an options object with { shard | migrations, outDir }.',
+      'generateSchemas(options) needs an options object with { shard, outDir } or { migrations, storage, outDir }.',
     )
   }
   for (const key of Object.keys(options)) {
@@ -100,6 +120,7 @@ export function resolveOptions(options: CodegenOptions): ResolvedCodegenOptions 
   if (options.shard !== undefined && typeof options.shard.migrate?.list !== 'function') {
     throw new InvalidOptionsError('options.shard must be a Shardines instance (it has no migrate.list()).')
   }
+  const storage = resolveStorage(options)
   if (typeof options.outDir !== 'string' || options.outDir === '') {
     throw new InvalidOptionsError('options.outDir must be the folder to write apex.ts and tenant.ts to, e.g. "db".')
   }
@@ -139,6 +160,7 @@ export function resolveOptions(options: CodegenOptions): ResolvedCodegenOptions 
     }
   }
   return Object.freeze({
+    storage,
     outDir: options.outDir,
     apexTypeName,
     tenantTypeName,
@@ -161,4 +183,27 @@ function perDatabase(
     return { apex: value.apex ?? null, tenant: value.tenant ?? null }
   }
   throw new InvalidOptionsError(`options.${key} must be a glob string, or { apex?: glob, tenant?: glob }.`)
+}
+
+/** The storage whose scratch databases codegen migrates: `options.storage`, else the instance's. */
+function resolveStorage(options: CodegenOptions): StorageAdapter {
+  if (options.storage !== undefined) {
+    if (!isStorage(options.storage)) {
+      throw new InvalidOptionsError(
+        'options.storage must be a storage adapter such as sqliteStorage({ dir }) (it has no openScratch()).',
+      )
+    }
+    return options.storage
+  }
+  const fromShard = options.shard?.storage
+  if (fromShard !== undefined && isStorage(fromShard)) return fromShard
+  throw new InvalidOptionsError(
+    options.shard === undefined
+      ? "Codegen migrates scratch databases through a storage adapter: with { migrations }, pass { storage } too, e.g. storage: sqliteStorage({ dir: './data' }) (codegen only calls its openScratch()), or pass { shard }, your Shardines instance."
+      : "options.shard has no storage adapter (a Shardines instance from createShardines has one): pass { storage } too, e.g. storage: sqliteStorage({ dir: './data' }).",
+  )
+}
+
+function isStorage(value: unknown): value is StorageAdapter {
+  return typeof value === 'object' && value !== null && typeof (value as StorageAdapter).openScratch === 'function'
 }

@@ -1,10 +1,18 @@
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { sqliteStorage } from '@shardines/adapter-sqlite'
-import { APEX, createShardines, InvalidOptionsError, type Migration, type NamedMigration } from '@shardines/core'
-import Database from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import {
+  APEX,
+  InvalidOptionsError,
+  kyselyOnHandle,
+  loadMigrations,
+  type Migration,
+  type MigrationSet,
+  type NamedMigration,
+  runMigrations,
+  type ScratchHandle,
+  type StorageAdapter,
+  type StorageHandle,
+} from '@shardines/core'
 import {
   type DatabaseMetadata,
   type GenerateOptions,
@@ -39,14 +47,15 @@ export interface GenerateSchemasResult {
   })[]
 }
 
-/** The tenant id the template database gets in the scratch folder. */
+/** The name the tenant template goes by in migration errors (`tenant "template"`). */
 const TEMPLATE_ID = 'template'
 
 /**
  * Generates `apex.ts` (exporting `ApexDB`) and `tenant.ts` (exporting
  * `TenantDB`) plus one interface per table: it migrates a scratch apex
- * database and a scratch tenant template in a temporary folder with your
- * migrations, introspects each with kysely-codegen and writes the result.
+ * database and a scratch tenant template with your migrations, on two
+ * private handles of your storage adapter (`storage.openScratch()`),
+ * introspects each with kysely-codegen and writes the result.
  * Same migrations → byte-identical files (no timestamps, fixed ordering).
  *
  * @example
@@ -82,8 +91,12 @@ export async function renderSchemas(options: CodegenOptions): Promise<readonly G
   const sources = options.shard
     ? toRecords(await options.shard.migrate.list())
     : { apex: options.migrations?.apex ?? {}, tenant: options.migrations?.tenant ?? {} }
+  const sets = {
+    apex: await loadMigrations(sources.apex, 'apex'),
+    tenant: await loadMigrations(sources.tenant, 'tenant'),
+  }
   const outDir = path.resolve(resolved.outDir)
-  return withScratchDatabases(sources, async ({ apex, tenant }) => [
+  return withScratchDatabases(resolved.storage, sets, async ({ apex, tenant }) => [
     await renderFile(apex, 'apex', path.join(outDir, 'apex.ts'), resolved),
     await renderFile(tenant, 'tenant', path.join(outDir, 'tenant.ts'), resolved),
   ])
@@ -92,7 +105,7 @@ export async function renderSchemas(options: CodegenOptions): Promise<readonly G
 type Side = 'apex' | 'tenant'
 
 async function renderFile(
-  file: string,
+  handle: StorageHandle,
   side: Side,
   target: string,
   options: ResolvedCodegenOptions,
@@ -100,7 +113,8 @@ async function renderFile(
   const typeName = side === 'apex' ? options.apexTypeName : options.tenantTypeName
   const overrides = options.overrides[side]
   const tables: string[] = []
-  const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(file, { readonly: true }) }) })
+  // Kysely's SQLite introspector, run on the scratch handle through the storage contract.
+  const db = kyselyOnHandle(handle)
   // kysely-codegen is CommonJS, so TypeScript sees it using Kysely's CJS declarations: the same class at runtime.
   const codegenDb = db as unknown as GenerateOptions['db']
   try {
@@ -177,29 +191,34 @@ function toRecords(list: { readonly apex: readonly NamedMigration[]; readonly te
 }
 
 /**
- * Migrates a scratch apex database and a scratch tenant template in a fresh
- * temporary folder, through the same Shardines code path an app uses (so the
- * migrations run exactly as in production), then hands `fn` their file paths
- * once the instance is closed. The folder is removed afterwards.
+ * Opens two private scratch handles on `storage` (`openScratch()`), applies
+ * the apex migrations to one and the tenant migrations to the other with
+ * core's migration runner (the code path an app's databases go through, so
+ * the migrations run exactly as in production), hands both to `fn`, and
+ * closes them. A failing migration rejects with its `MigrationError`.
  */
 async function withScratchDatabases<T>(
-  migrations: NonNullable<CodegenOptions['migrations']>,
-  fn: (files: { apex: string; tenant: string }) => Promise<T>,
+  storage: StorageAdapter,
+  sets: { readonly apex: MigrationSet; readonly tenant: MigrationSet },
+  fn: (handles: { apex: StorageHandle; tenant: StorageHandle }) => Promise<T>,
 ): Promise<T> {
-  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'shardines-codegen-'))
+  const opened: ScratchHandle[] = []
   try {
-    const storage = sqliteStorage({ dir, apexJournalMode: 'delete', synchronous: 'off', maxOpen: 1 })
-    const scratch = createShardines({ storage, migrations, migrateOnOpen: 'off' })
-    try {
-      await scratch.migrate.apex()
-      await scratch.tenants.create(TEMPLATE_ID)
-    } finally {
-      await scratch.close()
-    }
-    return await fn({ apex: storage.locate(APEX), tenant: storage.locate(TEMPLATE_ID) })
+    const apex = await storage.openScratch()
+    opened.push(apex)
+    const tenant = await storage.openScratch()
+    opened.push(tenant)
+    await migrate(apex, APEX, sets.apex)
+    await migrate(tenant, TEMPLATE_ID, sets.tenant)
+    return await fn({ apex, tenant })
   } finally {
-    await fs.promises.rm(dir, { recursive: true, force: true })
+    for (const handle of opened.reverse()) await handle.close()
   }
+}
+
+async function migrate(handle: StorageHandle, label: string, set: MigrationSet): Promise<void> {
+  const outcome = await runMigrations(handle, label, set, null)
+  if (outcome.error) throw outcome.error
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {

@@ -110,6 +110,7 @@ export type {
   StoredFile,
 } from './storage/behaviour-support.js'
 export { CAPABILITIES } from './storage/capabilities.js'
+export { kyselyOnHandle } from './storage/handle-kysely.js'
 // For SQLite-family adapters: the engine's error codes core acts on.
 export { isBusyError } from './storage/sqlite-engine.js'
 export {
