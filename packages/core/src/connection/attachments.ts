@@ -1,6 +1,7 @@
-import { AttachLimitError } from '../errors.js'
+import { AttachLimitError, TenantScopeClosedError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
-import type { HandleBinding } from './handle-binding.js'
+import { type HandleBinding, mustWait } from './handle-binding.js'
+import { whenNoTransaction } from './handle-state.js'
 
 /**
  * Attaches and detaches in progress on a handle whose adapter attaches
@@ -52,6 +53,18 @@ export function attachMissing(binding: HandleBinding, schemas: readonly string[]
       )
     }
   }
+}
+
+/**
+ * Attaches a schema explicitly (`t.attach`, `x.attach`: for raw `sql`, which
+ * the ATTACH compiler cannot read), once no other owner holds the handle (it
+ * runs as the binding's owner, or as an owner of its own).
+ */
+export async function attachExplicitly(binding: HandleBinding, schema: string): Promise<void> {
+  const owner = binding.owner ?? {}
+  while (mustWait(binding, owner)) await whenNoTransaction(binding.state)
+  if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
+  await attachMissing(binding, [schema])
 }
 
 /**

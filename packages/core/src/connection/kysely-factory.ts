@@ -1,27 +1,8 @@
-import {
-  type ConnectionProvider,
-  type DatabaseConnection,
-  DefaultQueryExecutor,
-  type Kysely,
-  type KyselyPlugin,
-  type QueryCompiler,
-  SqliteQueryCompiler,
-} from 'kysely'
+import { DefaultQueryExecutor, type Kysely, type KyselyPlugin, type QueryCompiler, SqliteQueryCompiler } from 'kysely'
 import type { HandleBinding } from './handle-binding.js'
-import { ScopedConnection } from './scoped-connection.js'
 import { ShardinesKysely } from './scoped-kysely.js'
 import { SHARDINES_ADAPTER } from './shardines-dialect.js'
-
-/** Hands Kysely a fresh {@link ScopedConnection} on the binding for every statement. */
-class BindingConnectionProvider implements ConnectionProvider {
-  readonly #binding: HandleBinding
-  constructor(binding: HandleBinding) {
-    this.#binding = binding
-  }
-  provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
-    return consumer(new ScopedConnection(this.#binding))
-  }
-}
+import { BindingConnectionProvider } from './shardines-driver.js'
 
 /**
  * Builds a Kysely instance over one handle binding. Cheap (a few objects), so

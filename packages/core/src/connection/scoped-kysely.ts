@@ -17,8 +17,8 @@ import {
 } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
 import { enclosingOwner, type HandleBinding } from './handle-binding.js'
-import { ScopedConnection } from './scoped-connection.js'
 import { KYSELY_PARTS } from './shardines-dialect.js'
+import { ScopedConnection } from './shardines-driver.js'
 import { runInternal } from './statement-runner.js'
 
 /**
@@ -125,14 +125,14 @@ class ScopedTransactionBuilder<DB> extends SettingsBuilder<ScopedTransactionBuil
     const connection = new ScopedConnection(binding, outer)
     let begun = false
     try {
-      await connection.begin(this.settings)
+      await connection.gate.begin(this.settings)
       begun = true
       const trx = transactionOn<DB>(this.executor, connection)
       const result = await binding.runInFrame(connection.owner, () => callback(trx))
-      await connection.commit()
+      await connection.gate.commit()
       return result
     } catch (error) {
-      if (begun) await connection.rollback()
+      if (begun) await connection.gate.rollback()
       throw error
     }
   }
@@ -180,7 +180,7 @@ class ScopedControlledTransactionBuilder<DB> extends SettingsBuilder<ScopedContr
       )
     }
     const connection = new ScopedConnection(binding, outer)
-    await connection.begin(this.settings)
+    await connection.gate.begin(this.settings)
     return new ControlledTransaction<DB>({
       ...KYSELY_PARTS,
       executor: this.executor.withConnectionProvider(new SingleConnectionProvider(connection)),
@@ -209,11 +209,11 @@ class ScopedConnectionBuilder<DB> {
     // Already inside a transaction or connection() of this handle: the handle is ours already.
     if (outer !== undefined) return await callback(onConnection(new ScopedConnection(binding, outer)))
     const connection = new ScopedConnection(binding)
-    await connection.hold()
+    await connection.gate.hold()
     try {
       return await binding.runInFrame(connection.owner, () => callback(onConnection(connection)))
     } finally {
-      connection.release()
+      connection.gate.release()
     }
   }
 }

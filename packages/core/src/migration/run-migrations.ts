@@ -2,8 +2,8 @@ import { CompiledQuery, type Kysely } from 'kysely'
 import { bindHandle } from '../connection/handle-binding.js'
 import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import type { QueryLogger } from '../connection/query-log.js'
-import { ScopedConnection } from '../connection/scoped-connection.js'
 import { runInternal } from '../connection/statement-runner.js'
+import { TransactionGate } from '../connection/transaction-gate.js'
 import { MigrationError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { MigrationSet } from './migration-source.js'
@@ -63,7 +63,7 @@ export async function runMigrations(
   // One owner for the whole run; a migration's own db.transaction() becomes a savepoint of it.
   const binding = bindHandle(handle, { label, owner: {}, log, busyTimeout: options.busyTimeout })
   const db = createBoundKysely<any>(binding, plainCompiler(), [])
-  const connection = new ScopedConnection(binding)
+  const transaction = new TransactionGate(binding)
 
   if ((await readVersionStamp(handle, options.busyTimeout)) === set.latestStamp && set.latestStamp !== 0) {
     return { id: label, from: set.latest, to: set.latest, status: 'up-to-date' }
@@ -72,7 +72,7 @@ export async function runMigrations(
   let from: string | null = null
   let current: string | undefined
   try {
-    await connection.begin({})
+    await transaction.begin({})
   } catch (error) {
     return { id: label, from, to: from, status: 'failed', error: new MigrationError(label, undefined, error) }
   }
@@ -94,13 +94,13 @@ export async function runMigrations(
     if (applied.length <= set.names.length) {
       await db.executeQuery(CompiledQuery.raw(`pragma user_version = ${set.stamps[done] ?? 0}`))
     }
-    await connection.commit()
+    await transaction.commit()
     if (pending.length > 0) handle.clearStatementCache()
     const to = pending.at(-1)?.name ?? from
     return { id: label, from, to, status: pending.length > 0 ? 'migrated' : 'up-to-date' }
   } catch (error) {
     try {
-      await connection.rollback()
+      await transaction.rollback()
     } catch {
       // The failure may already have ended the transaction; nothing was committed either way.
     }

@@ -1,6 +1,6 @@
 import { CompiledQuery } from 'kysely'
 import { bindHandle } from '../connection/handle-binding.js'
-import { ScopedConnection } from '../connection/scoped-connection.js'
+import { ScopedConnection } from '../connection/shardines-driver.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './run-migrations.js'
 

@@ -1,10 +1,10 @@
 import type { Kysely, QueryResult } from 'kysely'
 import { AttachQueryCompiler } from '../attach/attach-query-compiler.js'
+import { attachExplicitly } from '../connection/attachments.js'
 import { bindHandle, type HandleBinding } from '../connection/handle-binding.js'
 import { stateOf } from '../connection/handle-state.js'
 import { createBoundKysely } from '../connection/kysely-factory.js'
 import { ScopeResources } from '../connection/scope-resources.js'
-import { ScopedConnection } from '../connection/scoped-connection.js'
 import {
   executePrepared,
   executePreparedFirst,
@@ -185,7 +185,7 @@ export class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<Te
       const state = stateOf(this.handle)
       state.pinned.set(APEX, (state.pinned.get(APEX) ?? 0) + 1)
     }
-    return new ScopedConnection(this.#binding).attach(APEX)
+    return attachExplicitly(this.#binding, APEX)
   }
 
   /** Ends this scope's pins on attachments (the attachments themselves stay, as any attachment does). */

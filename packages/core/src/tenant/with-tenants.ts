@@ -1,7 +1,7 @@
 import { type AttachPolicy, AttachQueryCompiler } from '../attach/attach-query-compiler.js'
+import { attachExplicitly } from '../connection/attachments.js'
 import { bindHandle } from '../connection/handle-binding.js'
 import { createBoundKysely } from '../connection/kysely-factory.js'
-import { ScopedConnection } from '../connection/scoped-connection.js'
 import { AttachLimitError, InvalidOptionsError } from '../errors.js'
 import { readOnlyGuard } from '../guard/statement-guard.js'
 import type { ShardinesContext } from '../shardines-context.js'
@@ -66,7 +66,7 @@ export async function withTenants<const Ids extends readonly string[], T, Tenant
             `attach("${name}"): only apex and the ids given to withTenants can be attached.`,
           )
         }
-        await new ScopedConnection(binding).attach(name)
+        await attachExplicitly(binding, name)
       },
     })
     return await fn(scope)

@@ -1,79 +1,44 @@
 import {
   CompiledQuery,
-  type DatabaseConnection,
   IdentifierNode,
   type QueryCompiler,
   type QueryResult,
   RawNode,
-  SelectQueryNode,
   type TransactionSettings,
 } from 'kysely'
-import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
 import { InvalidOptionsError, ShardinesError, TenantScopeClosedError } from '../errors.js'
-import { attachMissing, detachBeforeImmediate } from './attachments.js'
-import { type HandleBinding, mustWait } from './handle-binding.js'
+import { detachBeforeImmediate } from './attachments.js'
+import type { HandleBinding } from './handle-binding.js'
 import { endTransaction, whenNoTransaction } from './handle-state.js'
 import type { ScopeResource } from './scope-resources.js'
-import { closedError, executeOnBinding, runInternal } from './statement-runner.js'
-
-/** How many rows a buffered stream hands Kysely at a time when the caller names no chunk size. */
-const STREAM_CHUNK = 100
+import { closedError, runInternal } from './statement-runner.js'
 
 /**
- * A Kysely connection onto a shared handle. Several scopes of one tenant share
- * its handle; this class keeps them apart: a statement never runs while
- * another owner holds the handle (a transaction or a `connection()` callback),
- * unless it runs inside that owner's async context; a closed scope's objects
- * are refused; attached schemas a query needs are attached first.
- *
- * A connection that begins a transaction or a hold is that transaction's
- * token: Kysely's `trx` runs every statement on it, and code running inside
- * the callback joins it through its async context.
+ * The transaction gate of one connection. Several scopes of one tenant share
+ * its handle, and one owner token at a time holds it exclusively, for a
+ * transaction or a `connection()` callback: every other owner's statements
+ * wait for it to end (`mayRun` in the statement runner), unless they run
+ * inside the holder's async context. The gate takes the handle in turn
+ * (`begin`, `hold`), runs Shardines' own transaction control on the internal
+ * path, frees the handle and wakes the waiters when it ends, and is the scope
+ * resource that rolls back what its scope left open (`abandon`).
  */
-export class ScopedConnection implements DatabaseConnection, ScopeResource {
+export class TransactionGate implements ScopeResource {
   readonly #binding: HandleBinding
-  readonly #owner: object
-  /** Set once the transaction this connection ran has ended: its `trx` is then refused, as Kysely refuses it. */
+  /** The token this gate's statements run as, and that holds the handle while its transaction or hold is open. */
+  readonly owner: object
+  /** Set once the transaction this gate ran has ended: its `trx` is then refused, as Kysely refuses it. */
   #ended: (() => Error) | null = null
   #holding = false
 
   constructor(binding: HandleBinding, owner?: object) {
     this.#binding = binding
-    this.#owner = owner ?? binding.owner ?? this
+    this.owner = owner ?? binding.owner ?? this
   }
 
-  /** The token this connection's statements run as. */
-  get owner(): object {
-    return this.#owner
-  }
-
-  get binding(): HandleBinding {
-    return this.#binding
-  }
-
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    // Kysely's own words and error class for a transaction used after it ended.
-    if (this.#ended !== null) return Promise.reject(this.#ended())
-    return executeOnBinding<R>(this.#binding, this.#owner, query)
-  }
-
-  /**
-   * Streams buffer: the statement runs to completion at once (one synchronous
-   * call on a synchronous adapter), then rows are handed out in chunks. So no
-   * read lock and no busy connection outlives the call, and the tenant's other
-   * scopes are never blocked by a stream left half-read; a later `next()` after
-   * the scope ended gets `TenantScopeClosedError`.
-   */
-  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    const binding = this.#binding
-    // As Kysely's SQLite driver: only selects stream.
-    if (!SelectQueryNode.is(query.query)) throw new Error('Sqlite driver only supports streaming of select queries')
-    const { rows } = await this.executeQuery<R>(query)
-    const size = chunkSize !== undefined && chunkSize > 0 ? chunkSize : STREAM_CHUNK
-    for (let i = 0; i < rows.length; i += size) {
-      if (i > 0 && binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-      yield { rows: rows.slice(i, i + size) }
-    }
+  /** Once the gate's transaction has ended: makes the error a later statement on it gets (else null). */
+  get ended(): (() => Error) | null {
+    return this.#ended
   }
 
   async begin(settings: TransactionSettings): Promise<void> {
@@ -88,16 +53,16 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
     for (;;) {
       if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
       const holder = state.txOwner
-      if (holder === null || (holder === this.#owner && !state.inTransaction)) break
-      if (holder === this.#owner || binding.inContextOf(holder)) {
+      if (holder === null || (holder === this.owner && !state.inTransaction)) break
+      if (holder === this.owner || binding.inContextOf(holder)) {
         throw new InvalidOptionsError(
           `A transaction on "${binding.label}" is already open here; a second one would wait for it forever. Nest with t.transaction(fn) or db.transaction() (they become savepoints), or use the savepoints of the open transaction.`,
         )
       }
       await whenNoTransaction(state)
     }
-    const heldBefore = state.txOwner === this.#owner
-    state.txOwner = this.#owner
+    const heldBefore = state.txOwner === this.owner
+    state.txOwner = this.owner
     try {
       // IMMEDIATE takes the write lock up front, so two processes never deadlock
       // upgrading read locks; a read-only transaction stays deferred.
@@ -113,7 +78,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
 
   async commit(): Promise<void> {
     const { state } = this.#binding
-    if (state.txOwner !== this.#owner || !state.inTransaction) {
+    if (state.txOwner !== this.owner || !state.inTransaction) {
       throw this.#ended?.() ?? new InvalidOptionsError(`No transaction is open on "${this.#binding.label}" to commit.`)
     }
     await this.#run('commit')
@@ -123,7 +88,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
   async rollback(): Promise<void> {
     const { state } = this.#binding
     // Already ended (its scope ended and rolled it back): nothing left to roll back.
-    if (state.txOwner !== this.#owner || !state.inTransaction) return
+    if (state.txOwner !== this.owner || !state.inTransaction) return
     try {
       await this.#run('rollback')
     } finally {
@@ -146,7 +111,7 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
       if (state.txOwner === null) break
       await whenNoTransaction(state)
     }
-    state.txOwner = this.#owner
+    state.txOwner = this.owner
     state.holds = 1
     this.#holding = true
     binding.resources?.add(this)
@@ -158,15 +123,15 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
     this.#holding = false
     const { state } = this.#binding
     this.#binding.resources?.delete(this)
-    if (state.txOwner !== this.#owner) return
+    if (state.txOwner !== this.owner) return
     state.holds = 0
     if (!state.inTransaction) endTransaction(state)
   }
 
-  /** Rolls back this connection's open transaction (or releases its hold) because its scope ended. */
+  /** Rolls back this gate's open transaction (or releases its hold) because its scope ended. */
   async abandon(): Promise<boolean> {
     const { state } = this.#binding
-    if (state.txOwner !== this.#owner) return false
+    if (state.txOwner !== this.owner) return false
     if (state.inTransaction) {
       try {
         await runInternal(this.#binding, CompiledQuery.raw('rollback'))
@@ -182,18 +147,10 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
     return true
   }
 
-  /** Attaches a schema explicitly (for raw `sql`, which the compiler cannot read). */
-  async attach(schema: string): Promise<void> {
-    const binding = this.#binding
-    while (mustWait(binding, this.#owner)) await whenNoTransaction(binding.state)
-    if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-    await attachMissing(binding, [schema])
-  }
-
   #endTransaction(ended: () => Error): void {
     const binding = this.#binding
     const { state } = binding
-    if (state.txOwner !== this.#owner) return
+    if (state.txOwner !== this.owner) return
     state.inTransaction = false
     this.#ended = ended
     binding.resources?.delete(this)
@@ -204,9 +161,4 @@ export class ScopedConnection implements DatabaseConnection, ScopeResource {
   #run(sql: string): Promise<QueryResult<unknown>> {
     return runInternal(this.#binding, CompiledQuery.raw(sql))
   }
-}
-
-/** Whether a compiled query names attached schemas (for callers that need to know before running it). */
-export function requiredSchemas(query: CompiledQuery): readonly string[] | undefined {
-  return (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS]
 }
