@@ -4,7 +4,7 @@ import type { SqliteStorageOptions } from '@shardines/adapter-sqlite'
 import { createSqliteFamilyStorage } from '@shardines/adapter-sqlite/engine'
 import { InvalidOptionsError, type StorageAdapter } from '@shardines/core'
 import { LibsqlClientStorage, type LibsqlClientStorageOptions } from './client/client-storage.js'
-import { libsqlDriver } from './local/libsql-driver.js'
+import { type EncryptionKeys, libsqlDriver } from './local/libsql-driver.js'
 
 /**
  * `mode: 'local'`: tenant files on this machine through the `libsql` package
@@ -17,8 +17,13 @@ import { libsqlDriver } from './local/libsql-driver.js'
  */
 export interface LibsqlLocalStorageOptions extends SqliteStorageOptions {
   readonly mode: 'local'
-  /** libSQL's encryption at rest: the key every database file of this storage is encrypted with. */
-  readonly encryptionKey?: string | undefined
+  /**
+   * libSQL's encryption at rest: one key for every database of the storage,
+   * or `(name) => key` per database (`'apex'` or a tenant id; undefined: not
+   * encrypted). Worker-thread migrations are off with encryption (a key
+   * resolver cannot cross to a worker): `migrate.all` runs on the main thread.
+   */
+  readonly encryptionKey?: EncryptionKeys | undefined
   /** `'delete'` (the default), `'truncate'` or `'persist'`; `'wal'` is refused (see the README). */
   readonly journalMode?: Exclude<SqliteStorageOptions['journalMode'], 'wal'>
   /** As `journalMode`, for apex; default `'delete'` here. */
@@ -61,6 +66,7 @@ export function libsqlStorage(options: LibsqlStorageOptions): StorageAdapter {
       {
         kind: 'libsql',
         driver: libsqlDriver({ encryptionKey, busyTimeout: sqlite.busyTimeout }),
+        without: encryptionKey === undefined ? [] : ['workerMigrations'],
       },
       { ...sqlite, apexJournalMode: sqlite.apexJournalMode ?? 'delete' },
     )
@@ -73,4 +79,4 @@ export function libsqlStorage(options: LibsqlStorageOptions): StorageAdapter {
 
 export type { LibsqlClientStorageOptions } from './client/client-storage.js'
 export type { TenantProvisioner } from './client/provisioner.js'
-export { libsqlDriver } from './local/libsql-driver.js'
+export { type EncryptionKeys, libsqlDriver } from './local/libsql-driver.js'

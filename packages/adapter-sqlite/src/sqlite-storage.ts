@@ -39,7 +39,6 @@ import {
   decompressFile,
   type FileIdentity,
   fsyncDirectory,
-  hasSqliteHeader,
   inspectTenantFile,
   isSameFile,
   realpathOfExisting,
@@ -87,6 +86,8 @@ export function sqliteStorage(options: SqliteStorageOptions): StorageAdapter {
 export interface SqliteFamily {
   readonly kind: string
   readonly driver: SqliteDriver
+  /** Capabilities this family lacks on top of the storage's (e.g. worker migrations without a worker-safe driver). */
+  readonly without?: readonly (keyof StorageCapabilities)[]
 }
 
 /**
@@ -113,7 +114,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
 
 class SqliteStorage implements StorageAdapter {
   readonly kind: string
-  readonly capabilities = CAPABILITIES
+  readonly capabilities: StorageCapabilities
   readonly maxAttached = MAX_ATTACHED
   get busyTimeout(): number {
     return this.#options.busyTimeout
@@ -141,6 +142,10 @@ class SqliteStorage implements StorageAdapter {
   constructor(options: ResolvedSqliteStorageOptions, family: SqliteFamily) {
     this.kind = family.kind
     this.#driver = family.driver
+    this.capabilities =
+      family.without === undefined || family.without.length === 0
+        ? CAPABILITIES
+        : Object.freeze({ ...CAPABILITIES, ...Object.fromEntries(family.without.map((name) => [name, false])) })
     this.#options = options
     this.#paths = new TenantPaths(options.dir, options.layout)
     this.#pool = new HandlePool(
@@ -155,7 +160,7 @@ class SqliteStorage implements StorageAdapter {
     this.#assertOpen()
     if (this.#apex === undefined || this.#apex.closed) {
       fs.mkdirSync(this.#paths.dir, { recursive: true })
-      const db = this.#withDescriptorRetry(() => this.#driver.open(this.#paths.apex))
+      const db = this.#withDescriptorRetry(() => this.#driver.open(this.#paths.apex, { name: APEX }))
       const mode = this.#options.apexJournalMode
       db.pragma(`journal_mode = ${mode}`)
       db.exec(openPragmas(this.#options, mode))
@@ -224,7 +229,7 @@ class SqliteStorage implements StorageAdapter {
       const target = this.#paths.tenant(tenantId)
       const temporary = this.#temporary('creating', tenantId)
       try {
-        const db = this.#withDescriptorRetry(() => this.#driver.open(temporary))
+        const db = this.#withDescriptorRetry(() => this.#driver.open(temporary, { name: tenantId }))
         const handle = new SqliteHandle(tenantId, db, this.#options.statementCacheSize, {
           driver: this.#driver,
           file: temporary,
@@ -356,7 +361,7 @@ class SqliteStorage implements StorageAdapter {
             { tenantId, cause: error, reason: 'corrupt' },
           )
         }
-        if (!hasSqliteHeader(temporary)) {
+        if (!this.#holdsDatabase(temporary, tenantId)) {
           throw new StorageError(
             `Could not restore tenant "${tenantId}": its archive ${archived} does not hold an SQLite database. It stays archived.`,
             { tenantId, reason: 'not-a-database' },
@@ -597,6 +602,7 @@ class SqliteStorage implements StorageAdapter {
       const temporary = this.#temporary('forking', toId)
       try {
         await this.#copyLive(fromId, temporary)
+        this.#driver.adoptCopy?.(temporary, fromId, toId)
         this.#publish(temporary, target, toId)
       } finally {
         removeFiles(temporary)
@@ -607,6 +613,24 @@ class SqliteStorage implements StorageAdapter {
   locate(name: string): StorageLocation {
     // Core attaches what it locates read-only (apex and other tenants from a scope).
     return this.#driver.attachLocation(this.#fileOf(name), true) as StorageLocation
+  }
+
+  /**
+   * Whether `file` is a database the driver opens as tenant `tenantId`'s (its
+   * schema can be read): an SQLite file, or an encrypted one with that
+   * tenant's key, where the header check of a plain file would not do.
+   */
+  #holdsDatabase(file: string, tenantId: string): boolean {
+    let db: DriverConnection | undefined
+    try {
+      db = this.#driver.open(file, { readonly: true, fileMustExist: true, name: tenantId })
+      db.prepare('select count(*) from sqlite_master').get()
+      return true
+    } catch {
+      return false
+    } finally {
+      db?.close()
+    }
   }
 
   /** The database file of `'apex'` or a tenant (where it is now, in either layout). */
@@ -686,7 +710,11 @@ class SqliteStorage implements StorageAdapter {
       // then runs no statement of its own), and SQLite checks the header and the file's size on
       // that read: a foreign, cut or unreadable file fails here, as this tenant's error.
       db = this.#withDescriptorRetry(() => {
-        const opened = this.#driver.open(file, { fileMustExist: true, timeout: nativeBusyTimeout(this.#options) })
+        const opened = this.#driver.open(file, {
+          fileMustExist: true,
+          timeout: nativeBusyTimeout(this.#options),
+          name: tenantId,
+        })
         try {
           const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode, this.#driver)
           if (pragmas !== '') opened.exec(pragmas)
@@ -757,7 +785,7 @@ class SqliteStorage implements StorageAdapter {
   async #whileQuiet(tenantId: string, file: string, move: () => void): Promise<void> {
     let db: DriverConnection
     try {
-      db = this.#withDescriptorRetry(() => this.#driver.open(file, { fileMustExist: true }), file)
+      db = this.#withDescriptorRetry(() => this.#driver.open(file, { fileMustExist: true, name: tenantId }), file)
     } catch (error) {
       throw storageFailure(tenantId, file, error)
     }
@@ -913,9 +941,9 @@ class SqliteStorage implements StorageAdapter {
     // then reports as a finished backup with no file) or disturbs the transaction.
     let source: DriverConnection | undefined
     try {
-      source = this.#withDescriptorRetry(() => this.#driver.open(this.#fileOf(name), { fileMustExist: true }))
+      source = this.#withDescriptorRetry(() => this.#driver.open(this.#fileOf(name), { fileMustExist: true, name }))
       source.pragma(`busy_timeout = ${this.#options.busyTimeout}`)
-      await this.#driver.backup(source, this.#fileOf(name), dest)
+      await this.#driver.backup(source, this.#fileOf(name), dest, name)
     } finally {
       source?.close()
       lease?.release()

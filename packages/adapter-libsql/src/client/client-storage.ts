@@ -176,7 +176,8 @@ export class LibsqlClientStorage implements StorageAdapter {
     }
     // A file: template without a provisioner: the adapter creates, lists and removes the files
     // itself. With a provisioner (e.g. embedded replicas of remote primaries) the files are libSQL's.
-    this.#files = template?.startsWith('file:') && options.provisioner === undefined ? fileTemplate(template) : undefined
+    this.#files =
+      template?.startsWith('file:') && options.provisioner === undefined ? fileTemplate(template) : undefined
     this.#provisioner = options.provisioner
     if (this.#files === undefined && this.#provisioner === undefined) {
       throw new InvalidOptionsError(

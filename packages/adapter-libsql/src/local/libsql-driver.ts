@@ -200,12 +200,41 @@ class Connection implements DriverConnection {
   }
 }
 
+/**
+ * An encryption key for every database of the storage, or one per database:
+ * `(name) => key` gets `'apex'` or a tenant id and returns its key, or
+ * undefined for a database that is not encrypted. Keys are passed to libSQL
+ * only (as options or bound parameters), never put in messages or logs.
+ */
+export type EncryptionKeys = string | ((name: string) => string | undefined)
+
 /** Options every libSQL connection of one storage is opened with. */
 export interface LibsqlConnectionOptions {
   /** How long a backup's read waits for a writer's lock, in milliseconds. */
   readonly busyTimeout?: number | undefined
-  /** The database encryption key (libSQL's encryption at rest), when the files are encrypted. */
-  readonly encryptionKey?: string | undefined
+  /** libSQL's encryption at rest (see {@link EncryptionKeys}). */
+  readonly encryptionKey?: EncryptionKeys | undefined
+}
+
+/** The key of database `name` (undefined for private in-memory databases and unencrypted ones). */
+function keyResolver(keys: EncryptionKeys | undefined): (name: string | undefined) => string | undefined {
+  if (keys === undefined) return () => undefined
+  if (typeof keys === 'string') return (name) => (name === undefined ? undefined : keys)
+  return (name) => {
+    if (name === undefined) return undefined
+    const key = keys(name)
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0)) {
+      throw new TypeError(
+        `libsqlStorage({ encryptionKey }): the key resolver gave "${name}" something that is not a non-empty string.`,
+      )
+    }
+    return key
+  }
+}
+
+/** `'…'` with quotes doubled: a key in `pragma rekey` (which takes no bound parameter). */
+function quoteKey(key: string): string {
+  return `'${key.replaceAll("'", "''")}'`
 }
 
 /**
@@ -214,19 +243,21 @@ export interface LibsqlConnectionOptions {
  * does where the storage relies on it (rows without `_metadata`, blobs as
  * Buffers, unbindable values refused instead of aborting the process,
  * `fileMustExist` and `readonly` through URI filenames, a second statement in
- * one string refused).
+ * one string refused), with libSQL's encryption at rest per database.
  */
 export function libsqlDriver(options: LibsqlConnectionOptions = {}): SqliteDriver {
   const Database = loadLibsql()
+  const keyOf = keyResolver(options.encryptionKey)
   const open = (file: string, openOptions: DriverOpenOptions = {}): Connection => {
     const memory = file === ':memory:'
     const target = memory
       ? file
       : fileUri(file, openOptions.readonly === true ? 'ro' : openOptions.fileMustExist === true ? 'rw' : 'rwc')
+    const key = memory ? undefined : keyOf(openOptions.name)
     try {
       const db = new Database(target, {
         timeout: openOptions.timeout ?? 5000,
-        ...(options.encryptionKey === undefined || memory ? {} : { encryptionKey: options.encryptionKey }),
+        ...(key === undefined ? {} : { encryptionKey: key }),
       })
       return new Connection(db)
     } catch (error) {
@@ -236,19 +267,38 @@ export function libsqlDriver(options: LibsqlConnectionOptions = {}): SqliteDrive
   return Object.freeze({
     name: options.encryptionKey === undefined ? 'libsql' : 'libsql-encrypted',
     open,
-    backup(_source: DriverConnection, sourceFile: string, dest: string): Promise<void> {
+    backup(_source: DriverConnection, sourceFile: string, dest: string, name: string): Promise<void> {
       // libSQL has no online backup API: VACUUM INTO copies the database as one read transaction,
       // on a worker thread so that the event loop (and other tenants' writes) go on meanwhile.
+      // The copy is encrypted with the same key as the database.
       return vacuumInto({
         via: 'libsql',
         source: fileUri(sourceFile, 'ro'),
         dest,
         busyTimeout: options.busyTimeout ?? 5000,
-        encryptionKey: options.encryptionKey,
+        encryptionKey: keyOf(name),
       })
     },
     // libSQL opens URI filenames: SQLite itself then refuses writes to what is attached read-only.
     attachLocation: (file: string, readOnly: boolean) => fileUri(file, readOnly ? 'ro' : 'rw'),
+    attachKey: (name: string) => keyOf(name),
+    adoptCopy(file: string, fromName: string, toName: string): void {
+      const from = keyOf(fromName)
+      const to = keyOf(toName)
+      if (from === to) return
+      if (from === undefined || to === undefined) {
+        throw new TypeError(
+          `Cannot fork "${fromName}" into "${toName}": one is encrypted and the other is not (the key resolver gives one a key and the other none).`,
+        )
+      }
+      // The copy is encrypted with the source's key: re-encrypt it with the new tenant's.
+      const copy = open(file, { fileMustExist: true, name: fromName })
+      try {
+        copy.exec(`pragma rekey = ${quoteKey(to)}`)
+      } finally {
+        copy.close()
+      }
+    },
     workerModule: { url: import.meta.url, exportName: 'libsqlDriver' },
   })
 }

@@ -41,6 +41,12 @@ export interface DriverOpenOptions {
   readonly fileMustExist?: boolean
   /** SQLite's own busy wait, in milliseconds. */
   readonly timeout?: number
+  /**
+   * Whose database this is (`'apex'` or a tenant id; absent for private
+   * in-memory databases), for a driver that opens each database its own way
+   * (per-tenant encryption keys).
+   */
+  readonly name?: string
 }
 
 /**
@@ -60,13 +66,24 @@ export interface SqliteDriver {
    * to `sourceFile`, with the storage's busy timeout) at `dest`, a new file,
    * taken under one read lock. It must not hold the event loop for the copy.
    */
-  backup(source: DriverConnection, sourceFile: string, dest: string): Promise<void>
+  backup(source: DriverConnection, sourceFile: string, dest: string, name: string): Promise<void>
   /**
    * What `ATTACH` is given for `file` (bound as a parameter). An engine with
    * URI filenames attaches `readOnly` databases with `mode=ro`, so SQLite
    * itself refuses writes to them, behind the statement guard.
    */
   attachLocation(file: string, readOnly: boolean): string
+  /**
+   * Optional: the encryption key `ATTACH … KEY ?` is given for the database
+   * `name` (`'apex'` or a tenant id), bound as a parameter; undefined: none.
+   */
+  attachKey?(name: string): string | undefined
+  /**
+   * Optional: makes `file`, a fresh copy of `fromName`'s database, into one
+   * `toName` can open (e.g. re-encrypts it with `toName`'s key), before a fork
+   * publishes it.
+   */
+  adoptCopy?(file: string, fromName: string, toName: string): void
   /**
    * A module a migration worker thread imports to get this driver back: its
    * URL and the name of an export that is a function returning the driver.
@@ -107,7 +124,7 @@ export function betterSqlite3Driver(): SqliteDriver {
   driver = Object.freeze({
     name: 'better-sqlite3',
     open: (file: string, options?: DriverOpenOptions) => new Database(file, options),
-    async backup(source: DriverConnection, _sourceFile: string, dest: string): Promise<void> {
+    async backup(source: DriverConnection, _sourceFile: string, dest: string, _name: string): Promise<void> {
       // All pages in one step, under one read lock: a stepwise copy restarts whenever another
       // connection commits, so it might never finish while a tenant keeps writing.
       await (source as InstanceType<BetterSqlite3>).backup(dest, { progress: () => 0x7fffffff })

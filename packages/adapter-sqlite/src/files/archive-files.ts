@@ -18,7 +18,7 @@ export async function finishArchive(paths: TenantPaths, id: string, driver: Sqli
   const staged = paths.staged(id)
   const final = paths.archived(id)
   if (fs.existsSync(staged) && !fs.existsSync(final)) {
-    const { version, bytes } = describeDatabase(staged, driver)
+    const { version, bytes } = describeDatabase(staged, id, driver)
     const compressing = paths.archiveTemporary('compressing', id)
     try {
       await compressFile(staged, compressing)
@@ -80,9 +80,9 @@ export async function archivedIds(paths: TenantPaths): Promise<string[]> {
 }
 
 /** The version (last applied migration) and size of a database file, read through a private read-only connection. */
-function describeDatabase(file: string, driver: SqliteDriver): { version: string | null; bytes: number } {
+function describeDatabase(file: string, id: string, driver: SqliteDriver): { version: string | null; bytes: number } {
   const bytes = fs.statSync(file).size
-  const db = driver.open(file, { readonly: true, fileMustExist: true })
+  const db = driver.open(file, { readonly: true, fileMustExist: true, name: id })
   try {
     const table = db.prepare("select 1 from sqlite_master where type = 'table' and name = ?").get(MIGRATION_TABLE)
     if (table === undefined) return { version: null, bytes }

@@ -275,7 +275,7 @@ function checkDatabase(driver: SqliteDriver, id: string, file: string, check: 'q
   }
   let db: DriverConnection | undefined
   try {
-    db = driver.open(file, { readonly: true, fileMustExist: true })
+    db = driver.open(file, { readonly: true, fileMustExist: true, name: id })
     db.pragma('busy_timeout = 1000')
     const rows = db.pragma(check === 'full' ? 'integrity_check' : 'quick_check', { simple: false }) as Record<
       string,

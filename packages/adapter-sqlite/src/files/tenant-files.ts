@@ -161,19 +161,6 @@ export async function decompressFile(source: string, dest: string): Promise<void
   fsyncFile(dest)
 }
 
-const SQLITE_MAGIC = 'SQLite format 3\u0000'
-
-/** Whether `file` starts with SQLite's header string. */
-export function hasSqliteHeader(file: string): boolean {
-  const fd = fs.openSync(file, 'r')
-  try {
-    const buffer = Buffer.alloc(16)
-    return fs.readSync(fd, buffer, 0, 16, 0) === 16 && buffer.toString('latin1') === SQLITE_MAGIC
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
 /** `file` with its longest existing ancestor resolved through symlinks (the rest appended as given). */
 export function realpathOfExisting(file: string): string {
   let existing = file

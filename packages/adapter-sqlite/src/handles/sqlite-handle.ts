@@ -383,10 +383,13 @@ class GuardedStatements implements ProgramReader {
 }
 
 /** Attaches `location` as `schema` on `db`: the file name bound as a parameter, the schema name checked and quoted. */
-function attachDatabase(db: Database, schema: string, location: string): void {
+function attachDatabase(db: Database, driver: SqliteDriver, schema: string, location: string): void {
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(schema))
     throw new Error(`Refusing to attach under schema name ${JSON.stringify(schema)}.`)
-  db.prepare(`attach database ? as "${schema}"`).run(location)
+  // An encrypted database is attached with its own key (the schema is apex or the tenant id).
+  const key = driver.attachKey?.(schema)
+  if (key === undefined) db.prepare(`attach database ? as "${schema}"`).run(location)
+  else db.prepare(`attach database ? as "${schema}" key ?`).run(location, key)
 }
 
 /**
@@ -574,7 +577,7 @@ export class SqliteHandle implements StorageHandle, SyncReader {
     this.noticeOutsideSchemaChanges()
     for (;;) {
       try {
-        attachDatabase(this.db, schema, location)
+        attachDatabase(this.db, this.driver, schema, location)
         break
       } catch (error) {
         // Out of descriptors while opening the attached file: free some and retry, as an open does.
@@ -672,10 +675,12 @@ class SeparateReader implements SyncReader {
   readonly #name: string
   readonly #statements: GuardedStatements
   readonly #attached = new Set<string>()
+  readonly #driver: SqliteDriver
 
   constructor(name: string, driver: SqliteDriver, file: string, cacheSize: number) {
     this.#name = name
-    this.db = driver.open(file, { readonly: true, fileMustExist: true, timeout: 0 })
+    this.#driver = driver
+    this.db = driver.open(file, { readonly: true, fileMustExist: true, timeout: 0, name })
     this.#statements = new GuardedStatements(
       this.db,
       cacheSize,
@@ -716,7 +721,7 @@ class SeparateReader implements SyncReader {
 
   attach(schema: string, location: StorageLocation): void {
     // A read-only connection attaches read-only.
-    attachDatabase(this.db, schema, location)
+    attachDatabase(this.db, this.#driver, schema, location)
     this.#attached.add(schema)
     this.#statements.attachmentsChanged()
   }

@@ -54,7 +54,7 @@ async function loadSet(): Promise<MigrationSet> {
 async function migrate(set: MigrationSet, id: string, file: string): Promise<SerializedMigrationOutcome> {
   let handle: SqliteHandle
   try {
-    const db = driver.open(file, { fileMustExist: true, timeout: init.busyTimeout })
+    const db = driver.open(file, { fileMustExist: true, timeout: init.busyTimeout, name: id })
     handle = new SqliteHandle(id, db, init.statementCacheSize, { driver, file })
     db.exec(init.pragmas)
   } catch (error) {
