@@ -1,13 +1,13 @@
-import {
-  type CompiledQuery,
-  type OperationNode,
-  type QueryId,
-  type RootOperationNode,
-  type SchemableIdentifierNode,
-  SqliteQueryCompiler,
-  type TableNode,
+import type {
+  CompiledQuery,
+  OperationNode,
+  QueryId,
+  RootOperationNode,
+  SchemableIdentifierNode,
+  TableNode,
 } from 'kysely'
 import { ReadOnlyAttachmentError, UnknownSchemaError } from '../errors.js'
+import { EngineQueryCompiler, LOCAL_SCHEMAS } from '../storage/sqlite-engine.js'
 
 /** Where a compiled query records the attached schemas it needs. */
 export const REQUIRED_SCHEMAS: unique symbol = Symbol('shardines.requiredSchemas')
@@ -24,8 +24,6 @@ export interface AttachPolicy {
   /** Schemas a query may read (attached on demand). Anything else is refused. */
   readonly readable: ReadonlySet<string>
 }
-
-const LOCAL_SCHEMAS = new Set(['main', 'temp'])
 
 // Parents under which a TableNode names a table to read or write (as opposed to
 // a column qualifier such as "d"."title", a CTE's own name, or a foreign key).
@@ -66,7 +64,7 @@ const TABLE_POSITIONS = new Set([
  * //   inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"      (needs: apex)
  * ```
  */
-export class AttachQueryCompiler extends SqliteQueryCompiler {
+export class AttachQueryCompiler extends EngineQueryCompiler {
   readonly #policy: AttachPolicy
   #schemas: string[] = []
 

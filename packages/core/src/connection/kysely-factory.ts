@@ -1,7 +1,7 @@
-import { DefaultQueryExecutor, type Kysely, type KyselyPlugin, type QueryCompiler, SqliteQueryCompiler } from 'kysely'
+import { DefaultQueryExecutor, type Kysely, type KyselyPlugin, type QueryCompiler } from 'kysely'
+import { ENGINE_ADAPTER, EngineQueryCompiler } from '../storage/sqlite-engine.js'
 import type { HandleBinding } from './handle-binding.js'
 import { ShardinesKysely } from './scoped-kysely.js'
-import { SHARDINES_ADAPTER } from './shardines-dialect.js'
 import { BindingConnectionProvider } from './shardines-driver.js'
 
 /**
@@ -16,7 +16,7 @@ export function createBoundKysely<DB>(
 ): Kysely<DB> {
   const executor = new DefaultQueryExecutor(
     compiler,
-    SHARDINES_ADAPTER,
+    ENGINE_ADAPTER,
     new BindingConnectionProvider(binding),
     plugins as KyselyPlugin[],
   )
@@ -25,5 +25,5 @@ export function createBoundKysely<DB>(
 
 /** The compiler for databases that attach nothing (apex, migrations). */
 export function plainCompiler(): QueryCompiler {
-  return new SqliteQueryCompiler()
+  return new EngineQueryCompiler()
 }

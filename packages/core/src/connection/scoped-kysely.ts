@@ -16,6 +16,7 @@ import {
   WithSchemaPlugin,
 } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
+import { savepointSql } from '../storage/sqlite-engine.js'
 import { enclosingOwner, type HandleBinding } from './handle-binding.js'
 import { KYSELY_PARTS } from './shardines-dialect.js'
 import { ScopedConnection } from './shardines-driver.js'
@@ -149,18 +150,18 @@ async function savepointTransaction<DB, T>(
   callback: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
   const name = `shardines_${++binding.state.savepoints}`
-  await runInternal(binding, CompiledQuery.raw(`savepoint "${name}"`))
+  await runInternal(binding, CompiledQuery.raw(savepointSql('savepoint', name)))
   let result: T
   try {
     result = await binding.runInFrame(owner, () =>
       callback(transactionOn<DB>(executor, new ScopedConnection(binding, owner))),
     )
   } catch (error) {
-    await runInternal(binding, CompiledQuery.raw(`rollback to "${name}"`))
-    await runInternal(binding, CompiledQuery.raw(`release "${name}"`))
+    await runInternal(binding, CompiledQuery.raw(savepointSql('rollback to', name)))
+    await runInternal(binding, CompiledQuery.raw(savepointSql('release', name)))
     throw error
   }
-  await runInternal(binding, CompiledQuery.raw(`release "${name}"`))
+  await runInternal(binding, CompiledQuery.raw(savepointSql('release', name)))
   return result
 }
 

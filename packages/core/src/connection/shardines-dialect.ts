@@ -1,17 +1,15 @@
-import { type Dialect, type Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely'
+import type { Dialect, Kysely } from 'kysely'
+import { createEngineIntrospector, ENGINE_ADAPTER, EngineQueryCompiler } from '../storage/sqlite-engine.js'
 import { ShardinesDriver } from './shardines-driver.js'
 
 const driver = new ShardinesDriver()
 
-/** The adapter of every Shardines Kysely instance (SQLite's). */
-export const SHARDINES_ADAPTER = new SqliteAdapter()
-
-/** The Kysely dialect behind every Shardines instance: SQLite, with connections supplied per scope. */
+/** The Kysely dialect behind every Shardines instance: the engine's (SQLite's), with connections supplied per scope. */
 const dialect: Dialect = Object.freeze({
   createDriver: () => driver,
-  createQueryCompiler: () => new SqliteQueryCompiler(),
-  createAdapter: () => SHARDINES_ADAPTER,
-  createIntrospector: (db: Kysely<unknown>) => new SqliteIntrospector(db),
+  createQueryCompiler: () => new EngineQueryCompiler(),
+  createAdapter: () => ENGINE_ADAPTER,
+  createIntrospector: (db: Kysely<unknown>) => createEngineIntrospector(db),
 })
 
 /** What every Shardines Kysely instance is built from besides its executor. */

@@ -1,12 +1,13 @@
-import {
-  CompiledQuery,
-  IdentifierNode,
-  type QueryCompiler,
-  type QueryResult,
-  RawNode,
-  type TransactionSettings,
-} from 'kysely'
+import { CompiledQuery, type QueryCompiler, type QueryResult, type TransactionSettings } from 'kysely'
 import { InvalidOptionsError, ShardinesError, TenantScopeClosedError } from '../errors.js'
+import {
+  BEGIN_DEFERRED,
+  BEGIN_IMMEDIATE,
+  COMMIT,
+  compileSavepoint,
+  ROLLBACK,
+  type SavepointCommand,
+} from '../storage/sqlite-engine.js'
 import { detachBeforeImmediate } from './attachments.js'
 import type { HandleBinding } from './handle-binding.js'
 import { endTransaction, whenNoTransaction } from './handle-state.js'
@@ -67,7 +68,7 @@ export class TransactionGate implements ScopeResource {
       // IMMEDIATE takes the write lock up front, so two processes never deadlock
       // upgrading read locks; a read-only transaction stays deferred.
       if (settings.accessMode !== 'read only') await detachBeforeImmediate(binding.handle)
-      await this.#run(settings.accessMode === 'read only' ? 'begin' : 'begin immediate')
+      await this.#run(settings.accessMode === 'read only' ? BEGIN_DEFERRED : BEGIN_IMMEDIATE)
     } catch (error) {
       if (!heldBefore) endTransaction(state)
       throw error
@@ -81,7 +82,7 @@ export class TransactionGate implements ScopeResource {
     if (state.txOwner !== this.owner || !state.inTransaction) {
       throw this.#ended?.() ?? new InvalidOptionsError(`No transaction is open on "${this.#binding.label}" to commit.`)
     }
-    await this.#run('commit')
+    await this.#run(COMMIT)
     this.#endTransaction(() => new Error('Transaction is already committed'))
   }
 
@@ -90,16 +91,19 @@ export class TransactionGate implements ScopeResource {
     // Already ended (its scope ended and rolled it back): nothing left to roll back.
     if (state.txOwner !== this.owner || !state.inTransaction) return
     try {
-      await this.#run('rollback')
+      await this.#run(ROLLBACK)
     } finally {
       this.#endTransaction(() => new Error('Transaction is already rolled back'))
     }
   }
 
   /** Runs a savepoint command (`savepoint`, `rollback to`, `release`) with Kysely's compiler, on Shardines' internal path. */
-  async savepointCommand(command: string, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
-    const node = RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)])
-    await runInternal(this.#binding, compileQuery(node as never, { queryId: `savepoint-${name}` } as never))
+  async savepointCommand(
+    command: SavepointCommand,
+    name: string,
+    compileQuery: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await runInternal(this.#binding, compileSavepoint(command, name, compileQuery))
   }
 
   /** Holds the handle for a `connection()` callback: every other owner waits until {@link release}. */
@@ -134,7 +138,7 @@ export class TransactionGate implements ScopeResource {
     if (state.txOwner !== this.owner) return false
     if (state.inTransaction) {
       try {
-        await runInternal(this.#binding, CompiledQuery.raw('rollback'))
+        await runInternal(this.#binding, CompiledQuery.raw(ROLLBACK))
       } catch {
         // The connection may be gone (closed instance); nothing was committed either way.
       }

@@ -1,10 +1,11 @@
-import { CompiledQuery, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import { bindHandle } from '../connection/handle-binding.js'
 import { createBoundKysely, plainCompiler } from '../connection/kysely-factory.js'
 import type { QueryLogger } from '../connection/query-log.js'
 import { runInternal } from '../connection/statement-runner.js'
 import { TransactionGate } from '../connection/transaction-gate.js'
 import { MigrationError } from '../errors.js'
+import { READ_VERSION_STAMP, tableExistsQuery, versionStampOf, writeVersionStamp } from '../storage/sqlite-engine.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
 import type { MigrationSet } from './migration-source.js'
 
@@ -23,20 +24,16 @@ export interface MigrationOutcome {
   readonly error?: MigrationError
 }
 
-const VERSION_STAMP = CompiledQuery.raw('pragma user_version')
-
 /** Reads the version stamp kept in `user_version` (one pragma: the cheap check on open). */
 export async function readVersionStamp(handle: StorageHandle, busyTimeout?: number): Promise<number> {
   // Through a private binding: another process committing to the file makes the read wait (off the event loop).
-  const { rows } = await runInternal(bindHandle(handle, { label: handle.name, busyTimeout }), VERSION_STAMP)
-  return (rows[0] as { user_version?: number } | undefined)?.user_version ?? 0
+  const { rows } = await runInternal(bindHandle(handle, { label: handle.name, busyTimeout }), READ_VERSION_STAMP)
+  return versionStampOf(rows)
 }
 
 /** Names of the migrations applied to the database, in order ([] when it has none). */
 export async function readAppliedMigrations(db: Kysely<any>): Promise<string[]> {
-  const { rows } = await db.executeQuery<{ n: number }>(
-    CompiledQuery.raw(`select count(*) as n from sqlite_master where type = 'table' and name = '${MIGRATION_TABLE}'`),
-  )
+  const { rows } = await db.executeQuery<{ n: number }>(tableExistsQuery(MIGRATION_TABLE))
   if ((rows[0]?.n ?? 0) === 0) return []
   const applied = await db.selectFrom(MIGRATION_TABLE).select('name').orderBy('name').execute()
   return applied.map((row) => row.name as string)
@@ -92,7 +89,7 @@ export async function runMigrations(
     current = undefined
     // A database ahead of this code (a newer release migrated it) keeps its stamp.
     if (applied.length <= set.names.length) {
-      await db.executeQuery(CompiledQuery.raw(`pragma user_version = ${set.stamps[done] ?? 0}`))
+      await db.executeQuery(writeVersionStamp(set.stamps[done] ?? 0))
     }
     await transaction.commit()
     if (pending.length > 0) handle.clearStatementCache()

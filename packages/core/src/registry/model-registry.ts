@@ -1,6 +1,7 @@
-import { type Kysely, type KyselyPlugin, sql } from 'kysely'
+import type { Kysely, KyselyPlugin } from 'kysely'
 import { InvalidOptionsError } from '../errors.js'
 import type { PreparedRunner, PreparedTemplate } from '../prepared/prepared-query.js'
+import { tableColumnsQuery } from '../storage/sqlite-engine.js'
 import { joinedAlias } from './include-loader.js'
 import { ModelImpl } from './model.js'
 import { isModelDeclaration, type ModelKind, type RelationKind } from './model-declaration.js'
@@ -160,23 +161,25 @@ export class ModelRegistry {
     return this.#knownColumns.get(table)
   }
 
-  /** The column names of an apex table, read once per instance (`pragma_table_info`) for joined includes. */
+  /** The column names of an apex table, read once per instance (`tableColumnsQuery`) for joined includes. */
   apexColumns(table: string, apex: Kysely<any>): Promise<ApexColumns> {
     let columns = this.#columns.get(table)
     if (columns === undefined) {
-      columns = sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(apex).then((result) => {
-        if (result.rows.length === 0) {
-          throw new InvalidOptionsError(
-            `The apex table "${table}" does not exist (or has no columns); run shard.migrate.apex() first.`,
-          )
-        }
-        const read = Object.freeze({
-          names: Object.freeze(result.rows.map((row) => row.name)),
-          version: ++this.#columnsVersion,
+      columns = tableColumnsQuery(table)
+        .execute(apex)
+        .then((result) => {
+          if (result.rows.length === 0) {
+            throw new InvalidOptionsError(
+              `The apex table "${table}" does not exist (or has no columns); run shard.migrate.apex() first.`,
+            )
+          }
+          const read = Object.freeze({
+            names: Object.freeze(result.rows.map((row) => row.name)),
+            version: ++this.#columnsVersion,
+          })
+          this.#knownColumns.set(table, read)
+          return read
         })
-        this.#knownColumns.set(table, read)
-        return read
-      })
       this.#columns.set(table, columns)
       columns.catch(() => this.#columns.delete(table))
     }

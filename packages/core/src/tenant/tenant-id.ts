@@ -1,7 +1,8 @@
 import { InvalidTenantIdError } from '../errors.js'
+import { RESERVED_SCHEMAS } from '../storage/sqlite-engine.js'
 
 /** Names SQLite or Shardines use for their own databases; never a tenant id. */
-export const RESERVED_TENANT_IDS: ReadonlySet<string> = new Set(['apex', 'main', 'temp'])
+export const RESERVED_TENANT_IDS: ReadonlySet<string> = RESERVED_SCHEMAS
 
 /** The longest tenant id accepted. */
 export const MAX_TENANT_ID_LENGTH = 64
