@@ -8,10 +8,12 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { libsqlStorage } from '@shardines/adapter-libsql'
-import { createShardines, StorageError } from '@shardines/core'
+import { sqliteStorage } from '@shardines/adapter-sqlite'
+import { createShardines, InvalidOptionsError, StorageError } from '@shardines/core'
 import { sql } from 'kysely'
 import Libsql from 'libsql'
 import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from '../helpers/fixture-schema.js'
+import { coreIndex, shardines } from '../helpers/cli-runner.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 const KEYS: Record<string, string> = {
@@ -153,6 +155,80 @@ describe('per-tenant encryption (libsql local, a key resolver)', () => {
     )
     assert.equal(await shard.tenants.destroy('initech'), true)
     assert.equal(fs.existsSync(fileOf(dir, 'initech')), false)
+  })
+
+  test('rotating one tenant’s key: tenants.rekey re-encrypts it with the resolver’s new key; a wrong previous key changes nothing', async () => {
+    const keys: Record<string, string> = { ...KEYS }
+    const { shard, dir } = await encryptedShard((name) => keys[name])
+    await shard.tenants.create('acme')
+    await shard.tenants.create('globex')
+    await shard.withTenant('acme', (t) => t.db.insertInto('documents').values({ title: 'rotated' }).execute())
+    const file = fileOf(dir, 'acme')
+    const before = KEYS.acme as string
+    keys.acme = 'acme-key-next-0005'
+    // A scope started during the rotation waits for it, then opens the tenant with its new key.
+    const [, during] = await Promise.all([
+      shard.tenants.rekey('acme', { previousKey: before }),
+      shard.withTenant('acme', (t) => t.db.selectFrom('documents').select('title').execute()),
+    ])
+    assert.deepEqual(during, [{ title: 'rotated' }])
+    assert.ok(readWith(file, before, 'select title from documents') instanceof Error, 'the old key still opens it')
+    assert.deepEqual(readWith(file, keys.acme, 'select title from documents'), [{ title: 'rotated' }])
+    // The other tenant is untouched.
+    assert.deepEqual(readWith(fileOf(dir, 'globex'), KEYS.globex, 'select count(*) as n from documents'), [{ n: 0 }])
+
+    const wrong = 'not-the-previous-key'
+    keys.acme = 'acme-key-third-0006'
+    const error = await shard.tenants.rekey('acme', { previousKey: wrong }).then(
+      () => assert.fail('rekeyed with a wrong previous key'),
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof StorageError && error.tenantId === 'acme', String(error))
+    assert.equal(`${(error as Error).message}${(error as Error).stack}`.includes(wrong), false)
+    assert.deepEqual(readWith(file, 'acme-key-next-0005', 'select title from documents'), [{ title: 'rotated' }])
+    await assert.rejects(shard.tenants.rekey('acme', { previousKey: '' }), InvalidOptionsError)
+  })
+
+  test('tenants.rekey on a storage that does not encrypt: InvalidOptionsError', async () => {
+    const plain = createShardines({ storage: sqliteStorage({ dir: tempDir() }), migrations: { tenant: tenantMigrations } })
+    closers.push(() => plain.close())
+    await plain.tenants.create('acme')
+    await assert.rejects(plain.tenants.rekey('acme', { previousKey: 'x' }), InvalidOptionsError)
+  })
+
+  test('shardines tenants rekey ID --previous-key-env NAME: the key comes from the environment, never from argv', async () => {
+    const project = tempDir('shardines-cli-')
+    const libsqlIndex = import.meta.resolve('@shardines/adapter-libsql')
+    fs.writeFileSync(
+      path.join(project, 'shardines.config.mjs'),
+      `import { createShardines } from ${JSON.stringify(coreIndex)}
+import { libsqlStorage } from ${JSON.stringify(libsqlIndex)}
+export default createShardines({
+  storage: libsqlStorage({ mode: 'local', dir: './data', encryptionKey: (name) => process.env['KEY_' + name.toUpperCase()] }),
+  migrations: { tenant: {} },
+})
+`,
+    )
+    process.env.KEY_APEX = 'cli-apex-key'
+    process.env.KEY_ACME = 'cli-acme-key-1'
+    try {
+      assert.equal((await shardines(project, 'tenants', 'create', 'acme')).code, 0)
+      const file = path.join(project, 'data', 'tenants', 'acme.sqlite3')
+      assert.ok(Array.isArray(readWith(file, 'cli-acme-key-1', 'select count(*) from sqlite_master')))
+      const usage = await shardines(project, 'tenants', 'rekey', 'acme')
+      assert.equal(usage.code, 2, usage.stderr)
+      assert.match(usage.stderr, /--previous-key-env/)
+      process.env.OLD_ACME_KEY = 'cli-acme-key-1'
+      process.env.KEY_ACME = 'cli-acme-key-2'
+      const run = await shardines(project, 'tenants', 'rekey', 'acme', '--previous-key-env', 'OLD_ACME_KEY')
+      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`)
+      assert.match(run.stdout, /re-encrypted tenant acme/)
+      assert.equal(`${run.stdout}${run.stderr}`.includes('cli-acme-key'), false, 'a key was printed')
+      assert.ok(readWith(file, 'cli-acme-key-1', 'select count(*) from sqlite_master') instanceof Error)
+      assert.ok(Array.isArray(readWith(file, 'cli-acme-key-2', 'select count(*) from sqlite_master')))
+    } finally {
+      for (const name of ['KEY_APEX', 'KEY_ACME', 'OLD_ACME_KEY']) delete process.env[name]
+    }
   })
 
   test('a wrong key is the tenant’s typed error, and the key is in no message', async () => {

@@ -110,6 +110,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({
   archive: true,
   doctor: true,
   layoutMigration: true,
+  rekey: false,
 })
 
 class SqliteStorage implements StorageAdapter {
@@ -132,6 +133,8 @@ class SqliteStorage implements StorageAdapter {
    */
   readonly #doomed = new Map<string, 'destroy' | 'rename' | 'archive'>()
   readonly #scratch = new Set<SqliteHandle>()
+  /** Tenants being re-encrypted by this process: new acquisitions wait for these. */
+  readonly #rekeying = new Map<string, Promise<void>>()
   #apex: SqliteHandle | undefined
   #tenantsDirReady = false
   #warnedDescriptors = false
@@ -142,10 +145,12 @@ class SqliteStorage implements StorageAdapter {
   constructor(options: ResolvedSqliteStorageOptions, family: SqliteFamily) {
     this.kind = family.kind
     this.#driver = family.driver
-    this.capabilities =
-      family.without === undefined || family.without.length === 0
-        ? CAPABILITIES
-        : Object.freeze({ ...CAPABILITIES, ...Object.fromEntries(family.without.map((name) => [name, false])) })
+    this.capabilities = Object.freeze({
+      ...CAPABILITIES,
+      // Re-encryption is the driver's: an engine without encryption cannot rekey.
+      rekey: family.driver.rekey !== undefined,
+      ...Object.fromEntries((family.without ?? []).map((name) => [name, false])),
+    })
     this.#options = options
     this.#paths = new TenantPaths(options.dir, options.layout)
     this.#pool = new HandlePool(
@@ -174,6 +179,8 @@ class SqliteStorage implements StorageAdapter {
 
   async acquire(tenantId: string): Promise<TenantLease> {
     this.#assertOpen()
+    const rekeying = this.#rekeying.get(tenantId)
+    if (rekeying !== undefined) await rekeying
     if (this.#doomed.has(tenantId)) throw this.#doomedError(tenantId)
     try {
       return this.#pool.acquire(tenantId)
@@ -306,6 +313,43 @@ class SqliteStorage implements StorageAdapter {
       })
     } finally {
       this.#doomed.delete(from)
+    }
+  }
+
+  async rekey(tenantId: string, previousKey: string): Promise<void> {
+    this.#assertOpen()
+    const rekey = this.#driver.rekey
+    if (rekey === undefined || !this.capabilities.rekey) {
+      throw new InvalidOptionsError(`tenants.rekey(): the ${this.kind} storage does not encrypt databases.`)
+    }
+    if (this.#doomed.has(tenantId)) throw this.#doomedError(tenantId)
+    if (this.#liveFile(tenantId) === undefined) throw this.#missing(tenantId)
+    // New scopes of the tenant wait for the rekey (see acquire), then open it with its new key.
+    let finished!: () => void
+    const running = new Promise<void>((resolve) => {
+      finished = resolve
+    })
+    const previous = this.#rekeying.get(tenantId)
+    this.#rekeying.set(tenantId, running)
+    try {
+      await previous
+      await this.#locks.hold([tenantId], { op: 'rekey', id: tenantId }, async () => {
+        const file = this.#liveFile(tenantId)
+        if (file === undefined) throw this.#missing(tenantId)
+        await this.#pool.closeWhenIdle(tenantId)
+        try {
+          rekey.call(this.#driver, file, tenantId, previousKey, this.#options.busyTimeout)
+        } catch (error) {
+          if (isBusyError(error)) throw new TenantBusyError(tenantId, this.#options.busyTimeout, { cause: error })
+          throw new StorageError(
+            `Could not re-encrypt tenant "${tenantId}": ${(error as Error).message}. Its database is unchanged, still encrypted with the previous key.`,
+            { tenantId, cause: error, reason: 'corrupt', driverCode: (error as { code?: string }).code },
+          )
+        }
+      })
+    } finally {
+      if (this.#rekeying.get(tenantId) === running) this.#rekeying.delete(tenantId)
+      finished()
     }
   }
 
@@ -870,6 +914,8 @@ class SqliteStorage implements StorageAdapter {
       case 'create':
       case 'fork':
       case 'repair':
+      // A killed rekey: SQLite's journal rolls its one transaction back, or it had committed.
+      case 'rekey':
         return
     }
   }

@@ -14,6 +14,7 @@ export type ParsedCommand =
   | { readonly kind: 'tenants-destroy'; readonly id: string; readonly yes: boolean }
   | { readonly kind: 'tenants-rename'; readonly from: string; readonly to: string }
   | { readonly kind: 'tenants-archive'; readonly id: string }
+  | { readonly kind: 'tenants-rekey'; readonly id: string; readonly previousKeyEnv: string }
   | { readonly kind: 'tenants-restore'; readonly id: string }
   | { readonly kind: 'tenants-archived' }
   | {
@@ -59,6 +60,9 @@ Commands:
   tenants archive ID      move a tenant out of the live set, compressed, into archive/
   tenants restore ID      bring an archived tenant back
   tenants archived        the archived tenants, with their versions
+  tenants rekey ID --previous-key-env NAME
+                          re-encrypt a tenant with the key the config's resolver now gives it; its
+                          current key is read from the environment variable NAME (never from argv)
   doctor [--fix] [--full | --no-check] [--grace MINUTES]
                           check the data folder: leftovers of killed operations, stale locks, stray
                           files, damaged tenants, unknown versions; --fix removes and completes what is
@@ -93,6 +97,7 @@ const OPTIONS = {
   full: { type: 'boolean', default: false },
   'no-check': { type: 'boolean', default: false },
   grace: { type: 'string' },
+  'previous-key-env': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const
@@ -190,13 +195,23 @@ export function parseCommand(argv: readonly string[]): ParsedInvocation {
       only('tenants restore', [])
       return { kind: 'tenants-restore', id }
     })
+    .with(['tenants', ['rekey', P.string]], ([, [, id]]) => {
+      only('tenants rekey', ['previous-key-env'])
+      const previousKeyEnv = values['previous-key-env']
+      if (previousKeyEnv === undefined || previousKeyEnv === '') {
+        throw new CliUsageError(
+          'tenants rekey ID needs --previous-key-env NAME: the environment variable holding the key the tenant is encrypted with now.',
+        )
+      }
+      return { kind: 'tenants-rekey', id, previousKeyEnv }
+    })
     .with(['tenants', ['archived']], () => {
       only('tenants archived', [])
       return { kind: 'tenants-archived' }
     })
     .with(['tenants', P._], () => {
       throw new CliUsageError(
-        'tenants takes: list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived.',
+        'tenants takes: list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived | rekey ID --previous-key-env NAME.',
       )
     })
     .with(['doctor', P._], () => {

@@ -77,6 +77,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
         { kind: 'tenants-rename' },
         { kind: 'tenants-archive' },
         { kind: 'tenants-restore' },
+        { kind: 'tenants-rekey' },
         { kind: 'tenants-archived' },
         (c) => tenantsCommand(shard, c, out, env),
       )

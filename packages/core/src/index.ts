@@ -146,4 +146,4 @@ export type {
   TenantTransaction,
 } from './tenant/scope-types.js'
 export { assertTenantId, isValidTenantId, MAX_TENANT_ID_LENGTH, RESERVED_TENANT_IDS } from './tenant/tenant-id.js'
-export type { BackupOptions, TenantsApi } from './tenant/tenants-api.js'
+export type { BackupOptions, RekeyOptions, TenantsApi } from './tenant/tenants-api.js'

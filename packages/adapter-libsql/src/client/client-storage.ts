@@ -204,6 +204,7 @@ export class LibsqlClientStorage implements StorageAdapter {
       archive: false,
       doctor: false,
       layoutMigration: false,
+      rekey: false,
     })
   }
 

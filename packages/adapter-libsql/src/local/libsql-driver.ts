@@ -299,6 +299,31 @@ export function libsqlDriver(options: LibsqlConnectionOptions = {}): SqliteDrive
         copy.close()
       }
     },
+    rekey(file: string, name: string, previousKey: string, busyTimeout: number): void {
+      const next = keyOf(name)
+      if (next === undefined) {
+        throw new TypeError(`the key resolver gives "${name}" no key to re-encrypt it with`)
+      }
+      let db: LibsqlDatabase | undefined
+      try {
+        db = new Database(fileUri(file, 'rw'), { timeout: busyTimeout, encryptionKey: previousKey })
+      } catch (error) {
+        throw openError(error, file)
+      }
+      try {
+        try {
+          db.prepare('select count(*) from sqlite_master').get([])
+        } catch (error) {
+          throw Object.assign(new Error('the previous key does not open its database'), {
+            cause: error,
+            code: (error as { code?: string }).code,
+          })
+        }
+        db.exec(`pragma rekey = ${quoteKey(next)}`)
+      } finally {
+        db.close()
+      }
+    },
     workerModule: { url: import.meta.url, exportName: 'libsqlDriver' },
   })
 }

@@ -85,6 +85,13 @@ export interface SqliteDriver {
    */
   adoptCopy?(file: string, fromName: string, toName: string): void
   /**
+   * Optional: re-encrypts `file` (database `name`, encrypted with
+   * `previousKey`) with the key the driver now gives `name`, as one
+   * transaction, waiting up to `busyTimeout` ms for other connections' locks.
+   * Throws when `previousKey` does not open it (nothing changed).
+   */
+  rekey?(file: string, name: string, previousKey: string, busyTimeout: number): void
+  /**
    * A module a migration worker thread imports to get this driver back: its
    * URL and the name of an export that is a function returning the driver.
    */

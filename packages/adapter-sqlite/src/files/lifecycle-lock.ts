@@ -5,7 +5,7 @@ import { processAlive, type TenantPaths } from './tenant-paths.js'
 
 /** A lifecycle operation, as its lock file records it (the intent a recovery completes or undoes). */
 export interface LifecycleIntent {
-  readonly op: 'create' | 'fork' | 'destroy' | 'rename' | 'archive' | 'restore' | 'layout' | 'repair'
+  readonly op: 'create' | 'fork' | 'destroy' | 'rename' | 'archive' | 'restore' | 'layout' | 'repair' | 'rekey'
   /** The tenant the operation is about (`from` for a rename). */
   readonly id: string
   /** A rename's new id. */

@@ -14,6 +14,7 @@ type TenantsCommand = Extract<
       | 'tenants-archive'
       | 'tenants-restore'
       | 'tenants-archived'
+      | 'tenants-rekey'
   }
 >
 
@@ -23,7 +24,7 @@ export interface ConfirmIo {
   readonly stderr: NodeJS.WritableStream
 }
 
-/** `shardines tenants list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived`. */
+/** `shardines tenants list | create ID | destroy ID [--yes] | rename FROM TO | archive ID | restore ID | archived | rekey ID --previous-key-env NAME`. */
 export async function tenantsCommand(
   shard: AnyShardines,
   command: TenantsCommand,
@@ -65,6 +66,19 @@ export async function tenantsCommand(
         `archived tenant ${command.id} at version ${archived.version ?? '(none)'} (${archived.bytes} bytes, ${archived.compressedBytes} compressed)`,
       )
       if (out.json) out.result({ archived })
+      return 0
+    }
+    case 'tenants-rekey': {
+      const previousKey = process.env[command.previousKeyEnv]
+      if (previousKey === undefined || previousKey === '') {
+        out.error(
+          `tenants rekey ${command.id}: the environment variable ${command.previousKeyEnv} is not set (it must hold the tenant's current key).`,
+        )
+        return 2
+      }
+      await shard.tenants.rekey(command.id, { previousKey })
+      out.line(`re-encrypted tenant ${command.id} with its new key`)
+      if (out.json) out.result({ rekeyed: command.id })
       return 0
     }
     case 'tenants-restore': {

@@ -12,6 +12,7 @@ const METHODS: { readonly [K in keyof StorageCapabilities]: readonly string[] } 
   archive: ['archive', 'restore', 'listArchived', 'isArchived'],
   doctor: ['doctor'],
   layoutMigration: ['migrateLayout'],
+  rekey: ['rekey'],
 }
 
 /** Every capability's name, in declaration order. */

@@ -54,6 +54,8 @@ export interface StorageCapabilities {
   readonly doctor: boolean
   /** `migrateLayout`. */
   readonly layoutMigration: boolean
+  /** `rekey`: re-encrypts one tenant's database with the key the storage now gives it. */
+  readonly rekey: boolean
 }
 
 /**
@@ -269,6 +271,14 @@ export interface StorageAdapter {
    * safe to repair. Versions are checked by core.
    */
   doctor?(options: DoctorOptions): Promise<DoctorReport>
+  /**
+   * Optional (capability `rekey`): re-encrypts tenant `tenantId`'s database,
+   * now encrypted with `previousKey`, with the key the storage's key resolver
+   * gives it now. New scopes of the tenant wait meanwhile; it waits for running
+   * ones (and other processes' transactions), like `rename`. Keys are never
+   * put in messages.
+   */
+  rekey?(tenantId: string, previousKey: string): Promise<void>
   /** Optional (capability `layoutMigration`): moves every tenant file into the configured layout (resumable; safe while the app runs). */
   migrateLayout?(options: LayoutMigrationOptions): Promise<LayoutMigrationReport>
   /** What another handle passes to `attach` to reach `'apex'` or a tenant (opaque to core). */

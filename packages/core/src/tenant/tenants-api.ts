@@ -71,8 +71,22 @@ export interface TenantsApi {
    * counts what is left for a person (the CLI exits non-zero then).
    */
   doctor(options?: DoctorOptions): Promise<DoctorReport>
+  /**
+   * Re-encrypts the tenant's database with the key the storage's key resolver
+   * gives it now (`previousKey`: the key it is encrypted with today), waiting
+   * like `rename`; new scopes wait for it. `InvalidOptionsError` when the
+   * storage does not encrypt (capability `rekey`), `StorageError` when
+   * `previousKey` does not open the database (nothing changed).
+   */
+  rekey(id: string, options: RekeyOptions): Promise<void>
   /** Moves every tenant file into the configured layout (`sqliteStorage({ layout })`); resumable, safe while the app runs. */
   migrateLayout(options?: LayoutMigrationOptions): Promise<LayoutMigrationReport>
+}
+
+/** Options of {@link TenantsApi.rekey}. */
+export interface RekeyOptions {
+  /** The key the tenant's database is encrypted with now. */
+  readonly previousKey: string
 }
 
 /** Options of {@link TenantsApi.backup}. */
@@ -196,6 +210,18 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
         }
       }
       return { tenants: files.tenants, findings, needsPerson: findings.filter((f) => f.needsPerson && !f.fixed).length }
+    },
+    async rekey(id: string, options: RekeyOptions): Promise<void> {
+      ctx.assertOpen()
+      assertTenantId(id)
+      notInsideScope(ctx, 'rekey', id)
+      const previousKey = (options as RekeyOptions | undefined)?.previousKey
+      if (typeof previousKey !== 'string' || previousKey.length === 0) {
+        throw new InvalidOptionsError(
+          `tenants.rekey("${id}", { previousKey }) needs the key the tenant is encrypted with now, as a non-empty string.`,
+        )
+      }
+      await supported(ctx, 'rekey', 'rekey', ctx.storage.rekey)(id, previousKey)
     },
     async migrateLayout(options: LayoutMigrationOptions = {}): Promise<LayoutMigrationReport> {
       ctx.assertOpen()
