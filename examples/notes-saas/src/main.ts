@@ -7,6 +7,7 @@
  * routes' bearer token; without it they answer 401 to everyone).
  */
 import * as path from 'node:path'
+import { digestJobs } from './digest-jobs.js'
 import { seed } from './seed.js'
 import { startServer } from './server.js'
 import { createNotesShard, DEFAULT_DATA_DIR } from './shard.js'
@@ -17,7 +18,15 @@ const adminToken = process.env.ADMIN_TOKEN || undefined
 const shard = createNotesShard({ dir })
 
 await seed(shard, (line) => console.log(`  ${line}`))
-const server = await startServer(shard, { port, adminToken })
+// Background digests on a queue file of their own; each job runs in the tenant that asked for it.
+const digests = digestJobs(shard, path.join(dir, 'jobs.sqlite3'))
+digests.start()
+const server = await startServer(shard, {
+  port,
+  adminToken,
+  extendTenantRoutes: (router, scoped) =>
+    router.post('/digest', scoped, (c) => c.json({ job: digests.enqueue() }, 202)),
+})
 const auth = adminToken ? ` -H 'Authorization: Bearer ${adminToken}'` : ''
 const u = server.url
 
@@ -42,6 +51,8 @@ Try tenant routing (paste into another terminal):
 
   # sign up a new company (creates an account and a tenant file)
   curl -s -H 'content-type: application/json' -d '{"email":"you@example.test","name":"You","company":"Example Inc"}' ${u}/signup
+  # a background job that keeps its tenant: a digest note appears in acme only
+  curl -s -X POST ${u}/t/acme/digest && sleep 1 && curl -s ${u}/t/acme/notes
   # a staging copy, a download of a tenant, the report across tenants
   curl -s -X POST ${u}/t/acme/fork
   curl -s -o acme.sqlite3 ${u}/t/acme/export
@@ -55,6 +66,7 @@ const stop = async () => {
   if (stopping) return
   stopping = true
   await server.close()
+  await digests.stop()
   await shard.close()
   process.exit(0)
 }

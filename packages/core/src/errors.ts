@@ -30,6 +30,7 @@ export type ShardinesErrorCode =
   | 'TRANSACTION_LEFT_OPEN'
   | 'TENANT_ARCHIVED'
   | 'CROSS_DATABASE_QUERY'
+  | 'INVALID_JOB_CONTEXT'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -416,6 +417,20 @@ export class CrossDatabaseQueryError extends ShardinesError {
       { tenantId },
     )
     this.storageKind = storageKind
+  }
+}
+
+/**
+ * A background job's payload does not hold a job context made by
+ * `shard.jobContext()` (wrong shape, unknown version, extra keys): the job is
+ * refused before any tenant is opened. A payload is untrusted input.
+ */
+export class InvalidJobContextError extends ShardinesError {
+  constructor(problem: string) {
+    super(
+      'INVALID_JOB_CONTEXT',
+      `Refused a job: its context ${problem}. Capture the context with shard.jobContext() inside the tenant's scope when enqueueing, and pass it unchanged to shard.runJob(ctx, fn).`,
+    )
   }
 }
 

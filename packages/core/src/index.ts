@@ -6,6 +6,7 @@ export type { ShardinesLogConfig, ShardinesLogEvent } from './connection/query-l
 export {
   AttachLimitError,
   CrossDatabaseQueryError,
+  InvalidJobContextError,
   InvalidOptionsError,
   InvalidTenantIdError,
   MigrationError,
@@ -145,5 +146,6 @@ export type {
   TenantsScopeDB,
   TenantTransaction,
 } from './tenant/scope-types.js'
+export type { JobContext } from './tenant/job-context.js'
 export { assertTenantId, isValidTenantId, MAX_TENANT_ID_LENGTH, RESERVED_TENANT_IDS } from './tenant/tenant-id.js'
 export type { BackupOptions, RekeyOptions, TenantsApi } from './tenant/tenants-api.js'

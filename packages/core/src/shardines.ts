@@ -16,6 +16,7 @@ import type { DefinedModels, MODEL_DB_TYPES, ModelDeclarations } from './registr
 import type { ModelsOf, UntypedModels } from './registry/model-types.js'
 import { type ShardinesOptions, validateOptions } from './shardines-options.js'
 import type { PoolStats } from './storage/storage-adapter.js'
+import type { JobContext } from './tenant/job-context.js'
 import type { MapTenantsOptions, MapTenantsResult } from './tenant/map-tenants.js'
 import type { TenantScope, TenantScopeDB, TenantsScope } from './tenant/scope-types.js'
 import type { TenantsApi } from './tenant/tenants-api.js'
@@ -111,6 +112,30 @@ export interface Shardines<ApexDB, TenantDB, Models = UntypedModels> {
   db(): Kysely<TenantScopeDB<TenantDB, ApexDB>>
   /** The current tenant id, or `undefined` outside a scope. */
   currentTenant(): string | undefined
+  /**
+   * The current tenant as a job context (plain JSON) to store with a
+   * background job's payload when enqueueing it; `NoTenantError` outside a
+   * scope.
+   *
+   * @example
+   * ```ts
+   * await queue.add('digest', { ctx: shard.jobContext(), since })   // inside the request's scope
+   * ```
+   */
+  jobContext(): JobContext
+  /**
+   * Runs a background job in the tenant its context names: the context is
+   * validated again (a payload is untrusted input: `InvalidJobContextError`
+   * for a forged shape, `InvalidTenantIdError` for a hostile id, before any
+   * file is touched), then `fn` runs in `withTenant`, whatever scope the
+   * worker is in when it calls this.
+   *
+   * @example
+   * ```ts
+   * worker.process(async (job) => shard.runJob(job.data.ctx, (t) => sendDigest(t, job.data.since)))
+   * ```
+   */
+  runJob<T>(ctx: unknown, fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>): Promise<Awaited<T>>
   /** Kysely over the apex database (read-write), usable anywhere. */
   readonly apex: Kysely<ApexDB>
   /**

@@ -33,6 +33,7 @@ import {
   type StorageLocation,
   type TenantLease,
 } from '../storage/storage-adapter.js'
+import { type JobContext, jobContextOf, tenantOfJobContext } from '../tenant/job-context.js'
 import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from '../tenant/map-tenants.js'
 import { ScopeContext } from '../tenant/scope-context.js'
 import type { TenantScope, TenantScopeDB, TenantsScope } from '../tenant/scope-types.js'
@@ -221,6 +222,23 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
 
   currentTenant(): string | undefined {
     return this.#context.currentScope()?.id
+  }
+
+  jobContext(): JobContext {
+    const scope = this.#context.currentScope()
+    if (scope === undefined) throw new NoTenantError('shard.jobContext()')
+    return jobContextOf(scope.id)
+  }
+
+  runJob<T>(ctx: unknown, fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>): Promise<Awaited<T>> {
+    let tenant: string
+    try {
+      this.assertOpen()
+      tenant = tenantOfJobContext(ctx)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.withTenant(tenant, fn)
   }
 
   get apex(): Kysely<ApexDB> {
