@@ -97,6 +97,9 @@ function statusOf(error: ShardinesError): ContentfulStatusCode {
       return 404
     case 'TENANT_EXISTS':
       return 409
+    case 'TENANT_BUSY':
+    case 'POOL_EXHAUSTED':
+      return 503
     default:
       return 500
   }

@@ -31,6 +31,7 @@ export type ShardinesErrorCode =
   | 'TENANT_ARCHIVED'
   | 'CROSS_DATABASE_QUERY'
   | 'INVALID_JOB_CONTEXT'
+  | 'POOL_EXHAUSTED'
 
 export interface ShardinesErrorOptions {
   cause?: unknown
@@ -314,8 +315,18 @@ export class StatementRefusedError extends ShardinesError {
  * it waited off the event loop, so other tenants were not held up.
  */
 export class TenantBusyError extends ShardinesError {
-  /** How long the statement waited, in milliseconds. */
+  /** How long the statement (or scope) waited, in milliseconds. */
   readonly waitedMs: number
+  /** Set when the tenant's scope budget (`budgets.perTenant`) refused the scope: that limit. */
+  readonly limit: number | undefined = undefined
+
+  /** A scope that waited `waitedMs` for one of the tenant's `limit` concurrent scope slots (`budgets.perTenant`). */
+  static overBudget(tenantId: string, limit: number, waitedMs: number): TenantBusyError {
+    const error = new TenantBusyError(tenantId, waitedMs)
+    error.message = `Tenant "${tenantId}" already runs ${limit} scopes (its budget, budgets.perTenant), and this one waited ${Math.round(waitedMs)} ms for a slot (budgets.timeout); it did not start. Retry later, or raise the budget.`
+    ;(error as { limit: number | undefined }).limit = limit
+    return error
+  }
   constructor(scope: string, waitedMs: number, options: { cause?: unknown; inTransaction?: boolean } = {}) {
     const tenantId = TENANT_ID_SHAPE.test(scope) && scope !== 'apex' ? scope : undefined
     const what = tenantId !== undefined ? `Tenant "${tenantId}"` : scope === 'apex' ? 'The apex database' : scope
@@ -326,6 +337,25 @@ export class TenantBusyError extends ShardinesError {
         : `${what} stayed locked by another connection for ${Math.round(waitedMs)} ms (the storage busyTimeout); the statement did not run. Retry later, keep other processes' transactions on it short, or raise busyTimeout.`,
       { cause: options.cause, tenantId },
     )
+    this.waitedMs = waitedMs
+  }
+}
+
+/**
+ * Every global scope slot (`budgets.pinned`: scopes running at once across
+ * tenants, each pinning a tenant handle) stayed taken for `budgets.timeout`:
+ * the scope for `tenantId` did not start.
+ */
+export class PoolExhaustedError extends ShardinesError {
+  readonly limit: number
+  readonly waitedMs: number
+  constructor(tenantId: string, limit: number, waitedMs: number) {
+    super(
+      'POOL_EXHAUSTED',
+      `A scope of tenant "${tenantId}" waited ${Math.round(waitedMs)} ms for one of the ${limit} scope slots of this process (budgets.pinned: each running scope pins a tenant handle), and none came free; it did not start. Retry later, or raise budgets.pinned (and the storage's maxOpen).`,
+      { tenantId },
+    )
+    this.limit = limit
     this.waitedMs = waitedMs
   }
 }

@@ -7,6 +7,7 @@ export {
   AttachLimitError,
   CrossDatabaseQueryError,
   InvalidJobContextError,
+  PoolExhaustedError,
   InvalidOptionsError,
   InvalidTenantIdError,
   MigrationError,
@@ -146,6 +147,7 @@ export type {
   TenantsScopeDB,
   TenantTransaction,
 } from './tenant/scope-types.js'
+export type { ScopeBudgets } from './tenant/budgets.js'
 export type { JobContext } from './tenant/job-context.js'
 export { assertTenantId, isValidTenantId, MAX_TENANT_ID_LENGTH, RESERVED_TENANT_IDS } from './tenant/tenant-id.js'
 export type { BackupOptions, RekeyOptions, TenantsApi } from './tenant/tenants-api.js'

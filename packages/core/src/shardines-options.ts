@@ -4,6 +4,7 @@ import { InvalidOptionsError } from './errors.js'
 import type { MigrationSource } from './migration/migration-source.js'
 import { checkCapabilities } from './storage/capabilities.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
+import type { ScopeBudgets } from './tenant/budgets.js'
 
 /** What `migrateOnOpen` does with a tenant that is behind the latest migration when it is opened. */
 export type MigrateOnOpen = 'lazy' | 'check' | 'off'
@@ -34,9 +35,15 @@ export interface ShardinesOptions<Models = unknown> {
   log?: ShardinesLogConfig
   /** Kysely plugins applied to every tenant and apex query (e.g. `CamelCasePlugin`). */
   plugins?: readonly KyselyPlugin[]
+  /**
+   * Limits on concurrent scopes with a wait queue and a timeout: `perTenant`
+   * (one tenant's scopes; `TenantBusyError` after `timeout`), `pinned` (all
+   * tenants' scopes, each pinning a handle; `PoolExhaustedError`). Default: none.
+   */
+  budgets?: ScopeBudgets
 }
 
-const KNOWN = ['storage', 'migrations', 'migrateOnOpen', 'models', 'log', 'plugins'] as const
+const KNOWN = ['storage', 'migrations', 'migrateOnOpen', 'models', 'log', 'plugins', 'budgets'] as const
 const MIGRATE_ON_OPEN: readonly MigrateOnOpen[] = ['lazy', 'check', 'off']
 
 /** Checks options the way better-sqlite3 does: exact messages, misspellings named. */

@@ -36,7 +36,11 @@ export interface TenantMiddlewareOptions {
 
 /** The JSON body of a refused request. */
 export interface TenantErrorBody {
-  error: { code: 'TENANT_REQUIRED' | 'INVALID_TENANT_ID' | 'TENANT_NOT_FOUND'; message: string; tenantId?: string }
+  error: {
+    code: 'TENANT_REQUIRED' | 'INVALID_TENANT_ID' | 'TENANT_NOT_FOUND' | 'TENANT_BUSY' | 'POOL_EXHAUSTED'
+    message: string
+    tenantId?: string
+  }
 }
 
 /** The parts of Node's `ServerResponse` the middleware uses. */
@@ -104,6 +108,13 @@ type Outcome =
   | { kind: 'skip' }
   | { kind: 'reject'; status: number; body: TenantErrorBody }
 
+/** A client-caused (4xx) or overload (503, with `Retry-After` seconds) answer. */
+interface Rejection {
+  readonly status: number
+  readonly body: TenantErrorBody
+  readonly retryAfter?: number
+}
+
 /** Resolves and validates the id; an invalid id never reaches the storage. */
 async function decide(resolved: () => ReturnType<TenantResolver>, options: TenantMiddlewareOptions): Promise<Outcome> {
   const id = await resolved()
@@ -126,23 +137,28 @@ async function decide(resolved: () => ReturnType<TenantResolver>, options: Tenan
 }
 
 /** The response for an error that a client caused, or `undefined` for the framework's error handler. */
-function rejectionOf(error: unknown): { status: number; body: TenantErrorBody } | undefined {
+function rejectionOf(error: unknown): Rejection | undefined {
   if (!(error instanceof ShardinesError)) return undefined
   const status = match(error.code)
     .with('INVALID_TENANT_ID', () => 400)
     .with('TENANT_NOT_FOUND', () => 404)
+    // A scope budget, the process's scope slots or another connection's lock: retry later.
+    .with('TENANT_BUSY', 'POOL_EXHAUSTED', () => 503)
     .otherwise(() => undefined)
   if (status === undefined) return undefined
-  const code = error.code as 'INVALID_TENANT_ID' | 'TENANT_NOT_FOUND'
+  const code = error.code as TenantErrorBody['error']['code']
   const body: TenantErrorBody = { error: { code, message: error.message } }
   if (error.tenantId !== undefined && !(error instanceof InvalidTenantIdError)) body.error.tenantId = error.tenantId
-  return { status, body }
+  if (status !== 503) return { status, body }
+  const waited = (error as { waitedMs?: number }).waitedMs ?? 1000
+  return { status, body, retryAfter: Math.max(1, Math.ceil(waited / 1000)) }
 }
 
-function sendJson(res: NodeResponseLike, status: number, body: TenantErrorBody): void {
+function sendJson(res: NodeResponseLike, status: number, body: TenantErrorBody, retryAfter?: number): void {
   if (res.headersSent) return
   const text = JSON.stringify(body)
   res.statusCode = status
+  if (retryAfter !== undefined) res.setHeader('retry-after', String(retryAfter))
   res.setHeader('content-type', 'application/json; charset=utf-8')
   res.setHeader('content-length', Buffer.byteLength(text))
   res.end(text)
@@ -181,7 +197,7 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
         outcome = await decide(() => resolve(req), options)
       } catch (error) {
         const rejection = rejectionOf(error)
-        return rejection ? sendJson(res, rejection.status, rejection.body) : pass(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body, rejection.retryAfter) : pass(error)
       }
       if (outcome.kind === 'skip') return pass()
       if (outcome.kind === 'reject') return sendJson(res, outcome.status, outcome.body)
@@ -200,7 +216,7 @@ export function nodeTenantMiddleware<Req extends NodeRequestLike, Res extends No
       } catch (error) {
         if (entered) return pass(error)
         const rejection = rejectionOf(error)
-        return rejection ? sendJson(res, rejection.status, rejection.body) : pass(error)
+        return rejection ? sendJson(res, rejection.status, rejection.body, rejection.retryAfter) : pass(error)
       }
     })()
   }
@@ -222,7 +238,7 @@ export function honoTenantMiddleware<C extends HonoContextLike>(
       outcome = await decide(() => resolve(c.req.raw, c), options)
     } catch (error) {
       const rejection = rejectionOf(error)
-      if (rejection) return jsonResponse(rejection.status, rejection.body)
+      if (rejection) return jsonResponse(rejection.status, rejection.body, rejection.retryAfter)
       throw error
     }
     if (outcome.kind === 'skip') {
@@ -241,15 +257,14 @@ export function honoTenantMiddleware<C extends HonoContextLike>(
       // Hono turns a handler's throw into app.onError's response before it gets here;
       // whatever still arrives belongs to the framework, not to us.
       const rejection = entered ? undefined : rejectionOf(error)
-      if (rejection) return jsonResponse(rejection.status, rejection.body)
+      if (rejection) return jsonResponse(rejection.status, rejection.body, rejection.retryAfter)
       throw error
     }
   }
 }
 
-function jsonResponse(status: number, body: TenantErrorBody): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
-  })
+function jsonResponse(status: number, body: TenantErrorBody, retryAfter?: number): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' }
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter)
+  return new Response(JSON.stringify(body), { status, headers })
 }

@@ -33,6 +33,7 @@ import {
   type StorageLocation,
   type TenantLease,
 } from '../storage/storage-adapter.js'
+import { type Budgets, budgetsOf } from '../tenant/budgets.js'
 import { type JobContext, jobContextOf, tenantOfJobContext } from '../tenant/job-context.js'
 import { type MapTenantsOptions, type MapTenantsResult, mapTenants } from '../tenant/map-tenants.js'
 import { ScopeContext } from '../tenant/scope-context.js'
@@ -97,6 +98,8 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     }),
   })
 
+  readonly #budgets: Budgets | undefined
+
   constructor(options: ShardinesOptions<Models>) {
     this.#options = options
     this.storage = options.storage
@@ -106,6 +109,7 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     this.#locate = (schema) => this.storage.locate(schema)
     this.tenants = createTenantsApi(this)
     this.migrate = createMigrateApi(this, options.migrations)
+    this.#budgets = budgetsOf(options.budgets)
     // Checked (and frozen) now: a bad declaration fails at startup, naming the model and relation.
     this.#models = new InstanceModels(createModelRegistry(options.models, this.plugins), this.#apexSide, this.#context)
   }
@@ -158,6 +162,20 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     this.assertOpen()
     assertTenantId(id)
     if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
+    const budgets = this.#budgets
+    if (budgets === undefined) return this.#runScope(id, fn)
+    const leave = await budgets.enter(id, this.#context.currentScope() !== undefined, this.#context.insideScopeOf(id))
+    try {
+      return await this.#runScope(id, fn)
+    } finally {
+      leave()
+    }
+  }
+
+  async #runScope<T>(
+    id: string,
+    fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+  ): Promise<Awaited<T>> {
     const lease = await this.acquire(id, true)
     const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(
       this,
