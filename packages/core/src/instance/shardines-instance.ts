@@ -155,15 +155,24 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     return acquireTenant(this, tenantId, ready)
   }
 
-  async withTenant<T>(
+  withTenant<T>(id: string, fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>): Promise<Awaited<T>> {
+    try {
+      this.assertOpen()
+      assertTenantId(id)
+      if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    // Not async itself: without budgets the scope's own promise is returned as is (no extra ticks).
+    const budgets = this.#budgets
+    return budgets === undefined ? this.#runScope(id, fn) : this.#runBudgeted(budgets, id, fn)
+  }
+
+  async #runBudgeted<T>(
+    budgets: Budgets,
     id: string,
     fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
   ): Promise<Awaited<T>> {
-    this.assertOpen()
-    assertTenantId(id)
-    if (typeof fn !== 'function') throw new InvalidOptionsError('withTenant(id, fn) needs a function.')
-    const budgets = this.#budgets
-    if (budgets === undefined) return this.#runScope(id, fn)
     const leave = await budgets.enter(id, this.#context.currentScope() !== undefined, this.#context.insideScopeOf(id))
     try {
       return await this.#runScope(id, fn)
