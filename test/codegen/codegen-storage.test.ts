@@ -29,6 +29,8 @@ const optionSets: Record<string, Omit<CodegenOptions, 'outDir' | 'storage'>> = {
 
 const libsqlStorages: Record<string, (dir: string) => StorageAdapter> = {
   'libsql local': (dir) => libsqlStorage({ mode: 'local', dir }),
+  // Encrypted tenants: codegen migrates private in-memory databases, which the key resolver never sees.
+  'libsql local, encrypted': (dir) => libsqlStorage({ mode: 'local', dir, encryptionKey: (name) => `key-of-${name}` }),
   'libsql client': (dir) =>
     libsqlStorage({ mode: 'client', url: `file:${dir}/tenants/{tenant}.db`, apexUrl: `file:${dir}/apex.db` }),
 }
