@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url'
 
 const bin = (name) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url))
 
-const PACKAGES = ['packages/core', 'packages/adapter-sqlite', 'packages/adapter-libsql', 'packages/codegen', 'packages/cli']
+const PACKAGES = [
+  'packages/core',
+  'packages/adapter-sqlite',
+  'packages/adapter-libsql',
+  'packages/codegen',
+  'packages/cli',
+]
 let failed = false
 for (const dir of PACKAGES) {
   for (const [name, args] of [

@@ -125,7 +125,11 @@ function recording(storage: StorageAdapter, statements: string[]): StorageAdapte
       if (key === 'acquire') {
         return async (id: string) => {
           const lease = await target.acquire(id)
-          return { handle: wrap(lease.handle), versionStampAtOpen: lease.versionStampAtOpen, release: () => lease.release() }
+          return {
+            handle: wrap(lease.handle),
+            versionStampAtOpen: lease.versionStampAtOpen,
+            release: () => lease.release(),
+          }
         }
       }
       const value = Reflect.get(target, key, target)

@@ -167,7 +167,11 @@ function withoutSyncReads(storage: StorageAdapter): StorageAdapter {
     apex: () => wrap(storage.apex()),
     acquire: async (id) => {
       const lease = await storage.acquire(id)
-      return { handle: wrap(lease.handle), versionStampAtOpen: lease.versionStampAtOpen, release: () => lease.release() }
+      return {
+        handle: wrap(lease.handle),
+        versionStampAtOpen: lease.versionStampAtOpen,
+        release: () => lease.release(),
+      }
     },
     exists: (id) => storage.exists(id),
     create: (id, build) => storage.create(id, (handle) => build(wrap(handle))),

@@ -12,8 +12,8 @@ import { sqliteStorage } from '@shardines/adapter-sqlite'
 import { createShardines, InvalidOptionsError, StorageError } from '@shardines/core'
 import { sql } from 'kysely'
 import Libsql from 'libsql'
-import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from '../helpers/fixture-schema.js'
 import { coreIndex, shardines } from '../helpers/cli-runner.js'
+import { type ApexDB, apexMigrations, type TenantDB, tenantMigrations } from '../helpers/fixture-schema.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 const KEYS: Record<string, string> = {
@@ -190,7 +190,10 @@ describe('per-tenant encryption (libsql local, a key resolver)', () => {
   })
 
   test('tenants.rekey on a storage that does not encrypt: InvalidOptionsError', async () => {
-    const plain = createShardines({ storage: sqliteStorage({ dir: tempDir() }), migrations: { tenant: tenantMigrations } })
+    const plain = createShardines({
+      storage: sqliteStorage({ dir: tempDir() }),
+      migrations: { tenant: tenantMigrations },
+    })
     closers.push(() => plain.close())
     await plain.tenants.create('acme')
     await assert.rejects(plain.tenants.rekey('acme', { previousKey: 'x' }), InvalidOptionsError)

@@ -7,11 +7,11 @@ export {
   AttachLimitError,
   CrossDatabaseQueryError,
   InvalidJobContextError,
-  PoolExhaustedError,
   InvalidOptionsError,
   InvalidTenantIdError,
   MigrationError,
   NoTenantError,
+  PoolExhaustedError,
   ReadOnlyAttachmentError,
   RecordNotFoundError,
   ShardinesClosedError,
@@ -130,6 +130,8 @@ export {
   type WorkerMigrationJob,
   type WorkerMigrationSource,
 } from './storage/storage-adapter.js'
+export type { ScopeBudgets } from './tenant/budgets.js'
+export type { JobContext } from './tenant/job-context.js'
 export type {
   ArchivedTenant,
   DoctorFinding,
@@ -147,7 +149,5 @@ export type {
   TenantsScopeDB,
   TenantTransaction,
 } from './tenant/scope-types.js'
-export type { ScopeBudgets } from './tenant/budgets.js'
-export type { JobContext } from './tenant/job-context.js'
 export { assertTenantId, isValidTenantId, MAX_TENANT_ID_LENGTH, RESERVED_TENANT_IDS } from './tenant/tenant-id.js'
 export type { BackupOptions, RekeyOptions, TenantsApi } from './tenant/tenants-api.js'
