@@ -25,6 +25,9 @@ export async function startNotesSaas(options: AppOptions & { maxOpen?: number } 
     onUnexpectedError: (error) => unexpected.push(error),
     ...options,
   })
+  // Tests reuse keep-alive sockets across phases that can last seconds on a loaded machine: Node's
+  // 5 s keepAliveTimeout would close one just as a request is written on it (ECONNRESET).
+  server.server.keepAliveTimeout = 120_000
   after(async () => {
     await server.close()
     await shard.close()
