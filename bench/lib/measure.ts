@@ -36,6 +36,8 @@ export interface Measurement {
   /** Operations per batch. */
   readonly ops: number
   readonly samples: readonly number[]
+  /** Nanoseconds per operation of each round, in round order (for ratios paired round by round). */
+  readonly rounds: readonly number[]
 }
 
 /** Wraps a synchronous operation into a {@link Case}. */
@@ -114,8 +116,25 @@ export async function compare(cases: readonly Case[], options: CompareOptions = 
   }
   return cases.map((c, i) => {
     const s = [...(samples[i] as number[])].sort((a, b) => a - b)
-    return { name: c.name, median: median(s), min: s[0] ?? 0, max: s[s.length - 1] ?? 0, ops: ops[i] ?? 0, samples: s }
+    return {
+      name: c.name,
+      median: median(s),
+      min: s[0] ?? 0,
+      max: s[s.length - 1] ?? 0,
+      ops: ops[i] ?? 0,
+      samples: s,
+      rounds: samples[i] as number[],
+    }
   })
+}
+
+/**
+ * The median over rounds of `m`'s time over `baseline`'s in the same round:
+ * paired round by round, drift that hits both cases of a round (another
+ * process taking the CPU for a while) cancels out.
+ */
+export function pairedRatio(m: Measurement, baseline: Measurement): number {
+  return median(m.rounds.map((ns, r) => ns / (baseline.rounds[r] as number)))
 }
 
 export function median(values: readonly number[]): number {

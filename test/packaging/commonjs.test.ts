@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url))
 
-test('a CommonJS module can require() @shardines/core, @shardines/adapter-sqlite, @shardines/codegen and @shardines/cli', () => {
+test('a CommonJS module can require() @shardines/core (and /otel), @shardines/adapter-sqlite, @shardines/codegen and @shardines/cli', () => {
   // Inside test/, whose node_modules link the workspace packages, as an app's would.
   const file = path.join(testRoot, `.require-check-${process.pid}.cjs`)
   fs.writeFileSync(
@@ -19,7 +19,8 @@ test('a CommonJS module can require() @shardines/core, @shardines/adapter-sqlite
 const adapter = require('@shardines/adapter-sqlite')
 const codegen = require('@shardines/codegen')
 const cli = require('@shardines/cli')
-console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfig, typeof adapter.sqliteStorage, Object.keys(codegen).length > 0, typeof cli.runCli]))
+const otel = require('@shardines/core/otel')
+console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfig, typeof adapter.sqliteStorage, Object.keys(codegen).length > 0, typeof cli.runCli, typeof otel.instrumentOpenTelemetry]))
 `,
   )
   try {
@@ -33,6 +34,7 @@ console.log(JSON.stringify([typeof core.createShardines, typeof core.defineConfi
       'function',
       'function',
       true,
+      'function',
       'function',
     ])
   } finally {

@@ -4,18 +4,21 @@
  *   npx -y pnpm@10.34.9 install && npx -y pnpm@10.34.9 demo
  *
  * Environment: PORT (default 3000), NOTES_DATA_DIR (default ./data), ADMIN_TOKEN (the admin
- * routes' bearer token; without it they answer 401 to everyone).
+ * routes' bearer token; without it they answer 401 to everyone), SHARDINES_TRACE=console (or
+ * NODE_ENV=development: spans and metrics printed to the console; see src/telemetry.ts).
  */
 import * as path from 'node:path'
 import { digestJobs } from './digest-jobs.js'
 import { seed } from './seed.js'
 import { startServer } from './server.js'
 import { createNotesShard, DEFAULT_DATA_DIR } from './shard.js'
+import { startTelemetry } from './telemetry.js'
 
 const dir = path.resolve(process.env.NOTES_DATA_DIR ?? DEFAULT_DATA_DIR)
 const port = Number(process.env.PORT ?? 3000)
 const adminToken = process.env.ADMIN_TOKEN || undefined
 const shard = createNotesShard({ dir })
+const stopTelemetry = await startTelemetry(shard)
 
 await seed(shard, (line) => console.log(`  ${line}`))
 // Background digests on a queue file of their own; each job runs in the tenant that asked for it.
@@ -60,6 +63,9 @@ Try tenant routing (paste into another terminal):
 
 In a browser: ${u}/t/acme/  or  http://acme.localhost:${server.port}/
 Stop with Ctrl+C.`)
+if (stopTelemetry !== undefined) {
+  console.log('Tracing is on: each tenant scope and its statements are printed as spans (SHARDINES_TRACE=off to stop).')
+}
 
 let stopping = false
 const stop = async () => {
@@ -68,6 +74,7 @@ const stop = async () => {
   await server.close()
   await digests.stop()
   await shard.close()
+  await stopTelemetry?.()
   process.exit(0)
 }
 process.once('SIGINT', stop)

@@ -18,6 +18,7 @@ import {
   StorageError,
   type StorageHandle,
   type StorageLocation,
+  type StoragePoolEvent,
   TenantArchivedError,
   TenantBusyError,
   TenantExistsError,
@@ -49,6 +50,7 @@ import {
 } from './files/tenant-files.js'
 import { BUCKET, TenantPaths, withSideFiles } from './files/tenant-paths.js'
 import { HandlePool } from './handles/handle-pool.js'
+import { PoolObservers } from './handles/pool-observers.js'
 import { isOutOfDescriptors, SqliteHandle } from './handles/sqlite-handle.js'
 import { runWorkerMigrations } from './migration/worker-migration-runner.js'
 import {
@@ -124,6 +126,8 @@ class SqliteStorage implements StorageAdapter {
   readonly #driver: SqliteDriver
   readonly #paths: TenantPaths
   readonly #pool: HandlePool
+  /** Core, while someone listens to its events (`observePool`). */
+  readonly #observers = new PoolObservers()
   readonly #locks: LifecycleLocks
   /**
    * Tenants a lifecycle step of this process is taking away: new acquisitions
@@ -157,6 +161,7 @@ class SqliteStorage implements StorageAdapter {
       options.maxOpen,
       (id) => this.#openTenant(id),
       (handle) => handle.identity === undefined || isSameFile(handle.file, handle.identity),
+      this.#observers,
     )
     this.#locks = new LifecycleLocks(this.#paths, options.busyTimeout, (intent) => this.#recover(intent))
   }
@@ -199,12 +204,21 @@ class SqliteStorage implements StorageAdapter {
     const started = performance.now()
     let delay = 1
     let last = first
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const left = this.#options.busyTimeout - (performance.now() - started)
       if (left <= 0) throw new TenantBusyError(tenantId, performance.now() - started, { cause: last })
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
       delay = Math.min(delay * 2, 50)
       this.#assertOpen()
+      if (this.#observers.active) {
+        this.#observers.emit({
+          type: 'pool:retry',
+          tenantId,
+          reason: 'locked',
+          attempt,
+          waitedMs: performance.now() - started,
+        })
+      }
       if (this.#doomed.has(tenantId)) throw this.#doomedError(tenantId)
       try {
         return this.#pool.acquire(tenantId)
@@ -701,6 +715,10 @@ class SqliteStorage implements StorageAdapter {
     return this.#pool.stats()
   }
 
+  observePool(listener: (event: StoragePoolEvent) => void): () => void {
+    return this.#observers.add(listener)
+  }
+
   /** Migrates tenants on worker threads, each opening files with this adapter's pragmas and busy timeout. */
   migrateInWorkers(job: WorkerMigrationJob): Promise<void> {
     this.#assertOpen()
@@ -753,22 +771,26 @@ class SqliteStorage implements StorageAdapter {
       // more descriptors) and can hit EMFILE. It reads user_version (core's version check, which
       // then runs no statement of its own), and SQLite checks the header and the file's size on
       // that read: a foreign, cut or unreadable file fails here, as this tenant's error.
-      db = this.#withDescriptorRetry(() => {
-        const opened = this.#driver.open(file, {
-          fileMustExist: true,
-          timeout: nativeBusyTimeout(this.#options),
-          name: tenantId,
-        })
-        try {
-          const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode, this.#driver)
-          if (pragmas !== '') opened.exec(pragmas)
-          stamp = opened.prepare('pragma user_version').pluck().get() as number
-        } catch (error) {
-          opened.close()
-          throw error
-        }
-        return opened
-      }, file)
+      db = this.#withDescriptorRetry(
+        () => {
+          const opened = this.#driver.open(file, {
+            fileMustExist: true,
+            timeout: nativeBusyTimeout(this.#options),
+            name: tenantId,
+          })
+          try {
+            const pragmas = tenantOpenPragmas(this.#options, this.#options.journalMode, this.#driver)
+            if (pragmas !== '') opened.exec(pragmas)
+            stamp = opened.prepare('pragma user_version').pluck().get() as number
+          } catch (error) {
+            opened.close()
+            throw error
+          }
+          return opened
+        },
+        file,
+        tenantId,
+      )
     } catch (error) {
       if (!fs.existsSync(file)) throw this.#missing(tenantId)
       // Locked by another process: the caller (acquire) waits for it.
@@ -943,13 +965,23 @@ class SqliteStorage implements StorageAdapter {
    * closes the least recently used unpinned handle first, and the pool's limit
    * is lowered to what the process can hold (with one warning).
    */
-  #withDescriptorRetry(open: () => DriverConnection, mustExist?: string): DriverConnection {
-    for (;;) {
+  #withDescriptorRetry(open: () => DriverConnection, mustExist?: string, poolTenant?: string): DriverConnection {
+    const started = performance.now()
+    for (let attempt = 1; ; attempt++) {
       try {
         return open()
       } catch (error) {
         if (mustExist !== undefined && !fs.existsSync(mustExist)) throw error
         if (!isOutOfDescriptors(error) || !this.#freeDescriptors()) throw error
+        if (poolTenant !== undefined && this.#observers.active) {
+          this.#observers.emit({
+            type: 'pool:retry',
+            tenantId: poolTenant,
+            reason: 'descriptors',
+            attempt,
+            waitedMs: performance.now() - started,
+          })
+        }
       }
     }
   }

@@ -31,6 +31,28 @@ export {
   TransactionLeftOpenError,
   UnknownSchemaError,
 } from './errors.js'
+export type {
+  AttachEvent,
+  BusyTimeoutEvent,
+  BusyWaitEvent,
+  EventOutcome,
+  GuardRefusalEvent,
+  LifecycleEvent,
+  LifecycleOperation,
+  MigrationEvent,
+  MigrationTrigger,
+  PoolMissEvent,
+  ScopeEndEvent,
+  ScopeStartEvent,
+  ShardinesEvent,
+  ShardinesEventError,
+  ShardinesEventListener,
+  ShardinesEventOf,
+  ShardinesEventType,
+  StatementEvent,
+  StatementOperation,
+} from './events/shardines-event.js'
+export { EVENT_TYPES } from './events/shardines-event.js'
 // For storage adapters: the statement guard's rules (adapters supply the compiled program, core judges it).
 export { type AttachedNames, positionalParameterCount } from './guard/sql-tokens.js'
 export { type GuardPolicy, refuseStatement } from './guard/statement-guard.js'
@@ -117,6 +139,9 @@ export { kyselyOnHandle } from './storage/handle-kysely.js'
 export { isBusyError } from './storage/sqlite-engine.js'
 export {
   APEX,
+  type PoolEvictEvent,
+  type PoolOpenEvent,
+  type PoolRetryEvent,
   type PoolStats,
   type ScratchHandle,
   type SerializedError,
@@ -125,6 +150,7 @@ export {
   type StorageCapabilities,
   type StorageHandle,
   type StorageLocation,
+  type StoragePoolEvent,
   type SyncReader,
   type TenantLease,
   type WorkerMigrationJob,

@@ -1,5 +1,6 @@
 import type { KyselyPlugin } from 'kysely'
 import type { QueryLogger } from './connection/query-log.js'
+import type { EventHub } from './events/event-hub.js'
 import type { MigrationSet } from './migration/migration-source.js'
 import type { MigrateOnOpen } from './shardines-options.js'
 import type { StorageAdapter, TenantLease } from './storage/storage-adapter.js'
@@ -11,6 +12,8 @@ import type { StorageAdapter, TenantLease } from './storage/storage-adapter.js'
 export interface ShardinesContext {
   readonly storage: StorageAdapter
   readonly log: QueryLogger | null
+  /** The instance's event stream (`shard.on`); check `events.emit` before building an event. */
+  readonly events: EventHub
   readonly plugins: readonly KyselyPlugin[]
   readonly migrateOnOpen: MigrateOnOpen
   /** The loaded migration sets (loaded once, on first need). */

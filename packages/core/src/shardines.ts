@@ -1,4 +1,5 @@
 import type { Compilable, Kysely } from 'kysely'
+import type { ShardinesEventListener, ShardinesEventType } from './events/shardines-event.js'
 import type {
   HonoContextLike,
   HonoTenantMiddleware,
@@ -155,6 +156,25 @@ export interface Shardines<ApexDB, TenantDB, Models = UntypedModels> {
   readonly migrate: MigrateApi
   /** Tenant handle pool counters since start. */
   stats(): PoolStats
+  /**
+   * Subscribes `listener` to events of `type` (`'*'`: all) and returns the
+   * function that unsubscribes it. Events name their tenant (`tenantId`, or
+   * `'apex'`) and carry timings in milliseconds, never rows, parameters or
+   * SQL. Listeners run synchronously where the event happens, so keep them
+   * short; one that throws does not disturb the operation (its first error
+   * is reported once as a `ShardinesListenerWarning` process warning).
+   * Without listeners, events cost nothing: none is built.
+   *
+   * @example
+   * ```ts
+   * const off = shard.on('scope:end', (e) => {
+   *   if (e.durationMs > 100) console.warn(`slow scope ${e.tenantId}: ${e.durationMs.toFixed(1)} ms`)
+   * })
+   * shard.on('guard:refusal', (e) => console.warn(`refused ${e.refusal} in ${e.tenantId}`))
+   * off()
+   * ```
+   */
+  on<K extends ShardinesEventType | '*'>(type: K, listener: ShardinesEventListener<K>): () => void
   /**
    * Shuts down: new scopes (and every other entry point) are refused at once
    * with `ShardinesClosedError`; running scopes and transactions get up to

@@ -13,6 +13,7 @@ import {
   StorageError,
   type StorageHandle,
   type StorageLocation,
+  type StoragePoolEvent,
   TenantExistsError,
   type TenantLease,
   TenantNotFoundError,
@@ -154,6 +155,8 @@ export class LibsqlClientStorage implements StorageAdapter {
   #misses = 0
   #evictions = 0
   #closed = false
+  /** Core, while someone listens to its events (`observePool`); empty: nothing is timed or built. */
+  #observers: ReadonlyArray<(event: StoragePoolEvent) => void> = []
 
   constructor(options: LibsqlClientStorageOptions) {
     for (const key of Object.keys(options)) {
@@ -295,6 +298,7 @@ export class LibsqlClientStorage implements StorageAdapter {
 
   /** Opens a tenant (a miss): checks it exists, opens its client, reads its version stamp. */
   async #open(tenantId: string): Promise<Entry> {
+    const started = this.#observers.length > 0 ? performance.now() : 0
     let before: fs.Stats | undefined
     if (this.#files !== undefined) {
       const file = tenantFile(this.#files, tenantId)
@@ -332,6 +336,7 @@ export class LibsqlClientStorage implements StorageAdapter {
       }
     }
     this.#misses++
+    if (started > 0) this.#report({ type: 'pool:open', tenantId, durationMs: performance.now() - started })
     return { id: tenantId, handle, refs: 0, stamp, idle: [] }
   }
 
@@ -342,7 +347,36 @@ export class LibsqlClientStorage implements StorageAdapter {
       if (entry.refs > 0) continue
       this.#entries.delete(entry.id)
       this.#evictions++
-      void entry.handle.close()
+      if (this.#observers.length === 0) {
+        void entry.handle.close()
+      } else {
+        const started = performance.now()
+        const report = () =>
+          this.#report({
+            type: 'pool:evict',
+            tenantId: entry.id,
+            reason: 'lru',
+            durationMs: performance.now() - started,
+          })
+        void entry.handle.close().finally(report)
+      }
+    }
+  }
+
+  observePool(listener: (event: StoragePoolEvent) => void): () => void {
+    this.#observers = [...this.#observers, listener]
+    return () => {
+      this.#observers = this.#observers.filter((l) => l !== listener)
+    }
+  }
+
+  #report(event: StoragePoolEvent): void {
+    for (const listener of this.#observers) {
+      try {
+        listener(event)
+      } catch {
+        // An observer's failure is its own: the pool goes on.
+      }
     }
   }
 

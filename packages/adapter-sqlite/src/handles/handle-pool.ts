@@ -1,4 +1,5 @@
 import type { PoolStats, TenantLease } from '@shardines/core'
+import type { PoolObservers } from './pool-observers.js'
 import type { SqliteHandle } from './sqlite-handle.js'
 
 interface Entry {
@@ -27,6 +28,8 @@ export class HandlePool {
   readonly #entries = new Map<string, Entry>()
   readonly #open: (id: string) => SqliteHandle
   readonly #isCurrent: (handle: SqliteHandle) => boolean
+  /** Told of opens and evictions (when anyone observes). */
+  readonly #observers: PoolObservers
   /** Entries replaced while held (see `Entry.orphaned`). */
   readonly #orphans = new Set<Entry>()
   #maxOpen: number
@@ -41,10 +44,16 @@ export class HandlePool {
    * have destroyed, renamed or replaced it): when not, the handle is dropped
    * and the tenant opened again.
    */
-  constructor(maxOpen: number, open: (id: string) => SqliteHandle, isCurrent: (handle: SqliteHandle) => boolean) {
+  constructor(
+    maxOpen: number,
+    open: (id: string) => SqliteHandle,
+    isCurrent: (handle: SqliteHandle) => boolean,
+    observers: PoolObservers,
+  ) {
     this.#maxOpen = maxOpen
     this.#open = open
     this.#isCurrent = isCurrent
+    this.#observers = observers
   }
 
   get size(): number {
@@ -74,7 +83,10 @@ export class HandlePool {
       }
     } else {
       // Opened before it is counted: a tenant whose file cannot be opened leaves the pool as it was.
+      const observed = this.#observers.active
+      const started = observed ? performance.now() : 0
       const handle = this.#open(id)
+      if (observed) this.#observers.emit({ type: 'pool:open', tenantId: id, durationMs: performance.now() - started })
       this.#misses++
       entry = { id, handle, refs: 0, idle: [], orphaned: false }
       this.#entries.set(id, entry)
@@ -105,12 +117,11 @@ export class HandlePool {
     if (this.#entries.size > this.#maxOpen) this.#evictOverflow()
   }
 
-  /** Closes one unpinned handle (the least recently used); false if every handle is pinned. */
+  /** Closes one unpinned handle (the least recently used) to free file descriptors; false if every handle is pinned. */
   evictOne(): boolean {
     for (const entry of this.#entries.values()) {
       if (entry.refs === 0) {
-        this.#close(entry)
-        this.#evictions++
+        this.#evict(entry, 'descriptors')
         return true
       }
     }
@@ -168,10 +179,7 @@ export class HandlePool {
     if (this.#entries.size <= this.#maxOpen) return
     for (const entry of this.#entries.values()) {
       if (this.#entries.size <= this.#maxOpen) break
-      if (entry.refs === 0) {
-        this.#close(entry)
-        this.#evictions++
-      }
+      if (entry.refs === 0) this.#evict(entry, 'lru')
     }
   }
 
@@ -193,6 +201,18 @@ export class HandlePool {
       entry.orphaned = true
       this.#orphans.add(entry)
     }
+  }
+
+  /** Closes an unpinned handle to make room, counted (and reported) as an eviction. */
+  #evict(entry: Entry, reason: 'lru' | 'descriptors'): void {
+    this.#evictions++
+    if (!this.#observers.active) {
+      this.#close(entry)
+      return
+    }
+    const started = performance.now()
+    this.#close(entry)
+    this.#observers.emit({ type: 'pool:evict', tenantId: entry.id, reason, durationMs: performance.now() - started })
   }
 
   #close(entry: Entry): void {

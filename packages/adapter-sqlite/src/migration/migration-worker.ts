@@ -52,6 +52,7 @@ async function loadSet(): Promise<MigrationSet> {
 }
 
 async function migrate(set: MigrationSet, id: string, file: string): Promise<SerializedMigrationOutcome> {
+  const started = performance.now()
   let handle: SqliteHandle
   try {
     const db = driver.open(file, { fileMustExist: true, timeout: init.busyTimeout, name: id })
@@ -61,7 +62,9 @@ async function migrate(set: MigrationSet, id: string, file: string): Promise<Ser
     return { id, from: null, to: null, status: 'failed', error: { migration: undefined, cause: serializeError(error) } }
   }
   try {
-    return serializeOutcome(await runMigrations(handle, id, set, null))
+    // The duration goes into the main thread's `migration` events (measured here: the run, not the queue).
+    const outcome = serializeOutcome(await runMigrations(handle, id, set, null))
+    return { ...outcome, durationMs: performance.now() - started }
   } finally {
     handle.close()
   }

@@ -1,6 +1,6 @@
 import { AttachLimitError, TenantScopeClosedError } from '../errors.js'
 import type { StorageHandle } from '../storage/storage-adapter.js'
-import { type HandleBinding, mustWait } from './handle-binding.js'
+import { type HandleBinding, inScope, mustWait } from './handle-binding.js'
 import { whenNoTransaction } from './handle-state.js'
 
 /**
@@ -28,7 +28,7 @@ function track(handle: StorageHandle, work: Promise<void>): Promise<void> {
  * attached.
  */
 export function attachMissing(binding: HandleBinding, schemas: readonly string[]): void | Promise<void> {
-  const { handle, maxAttached, locate, label } = binding
+  const { handle, maxAttached, label } = binding
   const pending = inProgress.get(handle)
   if (pending !== undefined) return pending.then(() => attachMissing(binding, schemas))
   let missing = 0
@@ -41,18 +41,40 @@ export function attachMissing(binding: HandleBinding, schemas: readonly string[]
   for (let i = 0; i < schemas.length; i++) {
     const schema = schemas[i] as string
     if (handle.attached.has(schema)) continue
-    const attached = handle.attach(schema, locate(schema))
+    const attached = attachOne(binding, schema)
     if (attached instanceof Promise) {
       // Asynchronous adapter: the rest waits for this one, each checked again when its turn comes.
       const rest = schemas.slice(i + 1)
       return track(
         handle,
         attached.then(async () => {
-          for (const next of rest) if (!handle.attached.has(next)) await handle.attach(next, locate(next))
+          for (const next of rest) if (!handle.attached.has(next)) await attachOne(binding, next)
         }),
       )
     }
   }
+}
+
+/** One attach, reported as an `attach` event when someone listens. */
+function attachOne(binding: HandleBinding, schema: string): void | Promise<void> {
+  const { handle, locate } = binding
+  if (binding.events === null || binding.events.emit === null) return handle.attach(schema, locate(schema))
+  const started = performance.now()
+  const report = (): void => {
+    const emit = binding.events === null ? null : binding.events.emit
+    if (emit !== null) {
+      emit({
+        type: 'attach',
+        tenantId: binding.label,
+        schema,
+        durationMs: performance.now() - started,
+        ...inScope(binding),
+      })
+    }
+  }
+  const attached = handle.attach(schema, locate(schema))
+  if (attached instanceof Promise) return attached.then(report)
+  report()
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { EventHub } from '../events/event-hub.js'
 import { type GuardPolicy, INTERNAL_GUARD } from '../guard/statement-guard.js'
 import type { StorageHandle, StorageLocation } from '../storage/storage-adapter.js'
 import { type HandleState, stateOf } from './handle-state.js'
@@ -41,6 +42,14 @@ export interface HandleBinding {
   /** False when the storage does not declare `syncReads`: prepared `executeSync` is then refused. */
   readonly syncReads: boolean
   readonly log: QueryLogger | null
+  /**
+   * The instance's event stream, for a binding whose work is reported
+   * (tenant scopes, `shard.apex`): busy waits, guard refusals, attaches and,
+   * while someone listens to them, statements. Null for private bindings.
+   */
+  readonly events: EventHub | null
+  /** The observed scope the binding belongs to (`scopeId` of its events), 0 for none. */
+  readonly scopeId: number
   /**
    * What the statement guard lets this binding's statements do. Scopes get
    * theirs from `scopeGuard`/`readOnlyGuard`; a private binding (migrations,
@@ -94,11 +103,28 @@ export function bindHandle(handle: StorageHandle, options: BindingOptions): Hand
     refuseAttach: options.refuseAttach ?? null,
     syncReads: options.syncReads ?? true,
     log: options.log ?? null,
+    events: options.events ?? null,
+    scopeId: options.scopeId ?? 0,
     guard: options.guard ?? INTERNAL_GUARD,
     busyTimeout: options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,
     readsOthersOnly: options.readsOthersOnly ?? false,
     resources: options.resources ?? null,
   })
+}
+
+/**
+ * The logger a statement of the binding is timed through: the instance's
+ * statement logger while someone listens to `statement` events, else the
+ * binding's own `log` (null: the untimed fast path).
+ */
+export function loggerOf(binding: HandleBinding): QueryLogger | null {
+  const events = binding.events
+  return events === null || events.statementLog === null ? binding.log : events.statementLog
+}
+
+/** The `scopeId` field of an event from the binding (none outside an observed scope). Slow paths only. */
+export function inScope(binding: HandleBinding): { scopeId?: number } {
+  return binding.scopeId === 0 ? {} : { scopeId: binding.scopeId }
 }
 
 /** Whether `owner` must wait before running a statement: another token holds the handle, and this is not its context. */

@@ -1,10 +1,11 @@
 import type { CompiledQuery, QueryResult } from 'kysely'
 import { type AttachAwareCompiledQuery, REQUIRED_SCHEMAS } from '../attach/attach-query-compiler.js'
 import { InvalidOptionsError, ShardinesClosedError, TenantBusyError, TenantScopeClosedError } from '../errors.js'
+import { emitRefusal } from '../events/event-hub.js'
 import { INTERNAL_GUARD } from '../guard/statement-guard.js'
 import { isBusyError } from '../storage/sqlite-engine.js'
 import { attachMissing } from './attachments.js'
-import { type HandleBinding, mustWait } from './handle-binding.js'
+import { type HandleBinding, inScope, loggerOf, mustWait } from './handle-binding.js'
 import { whenNoTransaction } from './handle-state.js'
 
 /**
@@ -51,8 +52,8 @@ export function executeMapped<R, T>(
   try {
     wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
     if (wait === undefined) {
-      const { log, handle } = binding
-      if (log === null && handle.executeQuerySync !== undefined) {
+      const handle = binding.handle
+      if (loggerOf(binding) === null && handle.executeQuerySync !== undefined) {
         return Promise.resolve(map(handle.executeQuerySync<R>(query.sql, query.parameters, binding.guard)))
       }
     }
@@ -111,17 +112,20 @@ async function runAsync<R, T>(
   query: CompiledQuery,
   map: (result: QueryResult<R>) => T,
 ): Promise<T> {
-  const { log, handle, label, guard } = binding
+  const { handle, label, guard } = binding
+  const log = loggerOf(binding)
   try {
     if (log !== null) {
       if (handle.executeQuerySync !== undefined) {
-        return map(log.timeSync(label, query, () => handle.executeQuerySync!<R>(query.sql, query.parameters, guard)))
+        const run = () => handle.executeQuerySync!<R>(query.sql, query.parameters, guard)
+        return map(log.timeSync(label, query, run, binding.scopeId))
       }
-      return map(await log.time(label, query, () => handle.executeQuery<R>(query, guard)))
+      return map(await log.time(label, query, () => handle.executeQuery<R>(query, guard), binding.scopeId))
     }
     return map(await handle.executeQuery<R>(query, guard))
   } catch (error) {
     if (isBusyError(error)) return await retryWhileBusy(binding, owner, query, map, error)
+    emitRefusal(binding.events, label, error, binding.scopeId)
     throw error
   }
 }
@@ -145,6 +149,7 @@ async function retryWhileBusy<R, T>(
   try {
     return await retryLoop(binding, owner, query, map, first)
   } catch (error) {
+    emitRefusal(binding.events, binding.label, error, binding.scopeId)
     throw withCallerStack(error, caller)
   }
 }
@@ -159,6 +164,10 @@ async function retryLoop<R, T>(
   // Inside an explicit transaction SQLite says a busy statement (other than COMMIT) must not be
   // retried: the transaction has to be rolled back (its caller's rollback does that).
   if (binding.state.inTransaction && !mustWait(binding, owner)) {
+    const emit = binding.events === null ? null : binding.events.emit
+    if (emit !== null) {
+      emit({ type: 'busy:timeout', tenantId: binding.label, waitedMs: 0, inTransaction: true, ...inScope(binding) })
+    }
     throw new TenantBusyError(binding.label, 0, { cause: first, inTransaction: true })
   }
   return pollLock(binding, () => executeOnce(binding, owner, query, map, true), first, true)
@@ -181,6 +190,40 @@ async function pollLock<T>(
   shared: boolean,
 ): Promise<T> {
   const started = performance.now()
+  if (binding.events === null) return pollUntilFree(binding, attempt, first, shared, started)
+  // Reported (when someone listens): how long the statement waited, and how often it tried again.
+  let attempts = 0
+  const counted = (): Promise<T> => {
+    attempts++
+    return attempt()
+  }
+  const report = (timedOut: boolean): void => {
+    const emit = binding.events === null ? null : binding.events.emit
+    if (emit === null) return
+    const waitedMs = performance.now() - started
+    emit(
+      timedOut
+        ? { type: 'busy:timeout', tenantId: binding.label, waitedMs, inTransaction: false, ...inScope(binding) }
+        : { type: 'busy:wait', tenantId: binding.label, waitedMs, attempts, ...inScope(binding) },
+    )
+  }
+  try {
+    const result = await pollUntilFree(binding, counted, first, shared, started)
+    report(false)
+    return result
+  } catch (error) {
+    report(error instanceof TenantBusyError)
+    throw error
+  }
+}
+
+async function pollUntilFree<T>(
+  binding: HandleBinding,
+  attempt: () => Promise<T>,
+  first: unknown,
+  shared: boolean,
+  started: number,
+): Promise<T> {
   const { state } = binding
   const left = () => binding.busyTimeout - (performance.now() - started)
   const busy = (cause: unknown) => new TenantBusyError(binding.label, performance.now() - started, { cause })
@@ -246,15 +289,16 @@ async function executeOnce<R, T>(
     if (wait === undefined) break
     await wait
   }
-  const { log, handle, label, guard } = binding
+  const { handle, label, guard } = binding
+  const log = loggerOf(binding)
   if (handle.executeQuerySync !== undefined) {
     const run = () => handle.executeQuerySync!<R>(query.sql, query.parameters, guard)
-    return map(log === null ? run() : log.timeSync(label, query, run))
+    return map(log === null ? run() : log.timeSync(label, query, run, binding.scopeId))
   }
   return map(
     log === null
       ? await handle.executeQuery<R>(query, guard)
-      : await log.time(label, query, () => handle.executeQuery<R>(query, guard)),
+      : await log.time(label, query, () => handle.executeQuery<R>(query, guard), binding.scopeId),
   )
 }
 
@@ -270,11 +314,11 @@ export function executePrepared<R, T>(
   parameters: readonly unknown[],
   map: (result: QueryResult<R>) => T,
 ): Promise<T> {
-  const { log, handle } = binding
+  const handle = binding.handle
   let wait: Promise<void> | undefined
   try {
     wait = mayRun(binding, owner, source.schemas)
-    if (wait === undefined && log === null && handle.executeQuerySync !== undefined) {
+    if (wait === undefined && loggerOf(binding) === null && handle.executeQuerySync !== undefined) {
       return Promise.resolve(map(handle.executeQuerySync<R>(source.sql, parameters, binding.guard)))
     }
   } catch (error) {
@@ -295,12 +339,12 @@ export function executePreparedFirst<R>(
   source: PreparedStatementSource,
   parameters: readonly unknown[],
 ): Promise<R | undefined> {
-  const { log, handle } = binding
+  const handle = binding.handle
   const map = firstRow as (result: QueryResult<R>) => R | undefined
   let wait: Promise<void> | undefined
   try {
     wait = mayRun(binding, owner, source.schemas)
-    if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
+    if (wait === undefined && loggerOf(binding) === null && handle.executeTakeFirstSync !== undefined) {
       return Promise.resolve(handle.executeTakeFirstSync<R>(source.sql, parameters, binding.guard))
     }
   } catch (error) {
@@ -316,12 +360,12 @@ export function executeFirstRow<R>(
   owner: object,
   query: CompiledQuery,
 ): Promise<R | undefined> {
-  const { log, handle } = binding
+  const handle = binding.handle
   const map = firstRow as (result: QueryResult<R>) => R | undefined
   let wait: Promise<void> | undefined
   try {
     wait = mayRun(binding, owner, (query as AttachAwareCompiledQuery)[REQUIRED_SCHEMAS])
-    if (wait === undefined && log === null && handle.executeTakeFirstSync !== undefined) {
+    if (wait === undefined && loggerOf(binding) === null && handle.executeTakeFirstSync !== undefined) {
       return Promise.resolve(handle.executeTakeFirstSync<R>(query.sql, query.parameters, binding.guard))
     }
   } catch (error) {
@@ -346,7 +390,9 @@ function fallBack<R, T>(
   error: unknown = NOT_THROWN,
 ): Promise<T> {
   if (error !== NOT_THROWN) {
-    return isBusyError(error) ? retryWhileBusy(binding, owner, query, map, error) : Promise.reject(error)
+    if (isBusyError(error)) return retryWhileBusy(binding, owner, query, map, error)
+    emitRefusal(binding.events, binding.label, error, binding.scopeId)
+    return Promise.reject(error)
   }
   return wait !== undefined ? afterWait(wait, binding, owner, query, map) : runAsync(binding, owner, query, map)
 }
@@ -405,7 +451,8 @@ export function readPreparedSync<R>(
   first: boolean,
 ): R[] | R | undefined {
   if (binding.isClosed?.()) throw new TenantScopeClosedError(binding.label)
-  const { handle, log, label } = binding
+  const { handle, label } = binding
+  const log = loggerOf(binding)
   if (!binding.syncReads || handle.syncReader === undefined) {
     throw new InvalidOptionsError(
       `The storage adapter of "${label}" has no synchronous reads (it does not declare the syncReads capability, e.g. its statements run asynchronously): use await execute() / executeTakeFirst().`,
@@ -425,10 +472,18 @@ export function readPreparedSync<R>(
   }
   const { sql } = source
   const guard = binding.guard
-  if (log === null) return first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard)
-  return log.timeSync(label, source.compiledWith(parameters), () =>
-    first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard),
-  )
+  try {
+    if (log === null) return first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard)
+    return log.timeSync(
+      label,
+      source.compiledWith(parameters),
+      () => (first ? reader.first<R>(sql, parameters, guard) : reader.all<R>(sql, parameters, guard)),
+      binding.scopeId,
+    )
+  } catch (error) {
+    emitRefusal(binding.events, label, error, binding.scopeId)
+    throw error
+  }
 }
 
 /**

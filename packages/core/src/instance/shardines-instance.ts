@@ -5,6 +5,8 @@ import { QueryLogger } from '../connection/query-log.js'
 import { ScopeResources } from '../connection/scope-resources.js'
 import { executePrepared, executePreparedFirst, readPreparedSync } from '../connection/statement-runner.js'
 import { InvalidOptionsError, NoTenantError, ShardinesClosedError, TransactionLeftOpenError } from '../errors.js'
+import { EventHub, errorCodeOf } from '../events/event-hub.js'
+import type { ShardinesEventListener, ShardinesEventType } from '../events/shardines-event.js'
 import { apexGuard } from '../guard/statement-guard.js'
 import {
   type HonoContextLike,
@@ -45,6 +47,17 @@ import { withTenants } from '../tenant/with-tenants.js'
 import { InstanceModels } from './instance-models.js'
 import { prepareApexQuery, prepareTenantQuery } from './prepare.js'
 
+/** A scope observed from its start (someone listened): what its `scope:end` event reports. */
+interface ObservedScope {
+  readonly tenantId: string
+  readonly scopeId: number
+  readonly started: number
+  /** When its handle was acquired (0 until then). */
+  acquired: number
+  /** What its function threw, if it threw. */
+  thrown: { readonly error: unknown } | undefined
+}
+
 /** Prepared apex statements own no transaction: they wait while any apex transaction is open. */
 const APEX_PREPARED_OWNER = Object.freeze({})
 
@@ -60,6 +73,7 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
 {
   readonly storage: StorageAdapter
   readonly log: QueryLogger | null
+  readonly events: EventHub
   readonly plugins: readonly KyselyPlugin[]
   readonly migrateOnOpen: MigrateOnOpen
   readonly tenants: TenantsApi
@@ -70,6 +84,8 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
   readonly inContextOf = this.#context.inContextOf
   /** Runs `fn` marked as inside `token`'s transaction or connection() callback. */
   readonly runInFrame = this.#context.runInFrame
+  /** The last `scopeId` given to an observed scope. */
+  #lastScopeId = 0
   /** How many scopes run now (close() waits for them). */
   #running = 0
   /** Scopes that have opened a transaction or connection() hold (close() ends those after its timeout). */
@@ -104,6 +120,11 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     this.#options = options
     this.storage = options.storage
     this.log = options.log === undefined ? null : new QueryLogger(options.log)
+    const storage = options.storage
+    this.events = new EventHub(
+      options.log,
+      typeof storage.observePool === 'function' ? (listener) => storage.observePool!(listener) : undefined,
+    )
     this.plugins = Object.freeze([...(options.plugins ?? [])])
     this.migrateOnOpen = options.migrateOnOpen ?? 'lazy'
     this.#locate = (schema) => this.storage.locate(schema)
@@ -155,6 +176,10 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     return acquireTenant(this, tenantId, ready)
   }
 
+  on<K extends ShardinesEventType | '*'>(type: K, listener: ShardinesEventListener<K>): () => void {
+    return this.events.on(type, listener)
+  }
+
   withTenant<T>(id: string, fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>): Promise<Awaited<T>> {
     try {
       this.assertOpen()
@@ -163,40 +188,64 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
     } catch (error) {
       return Promise.reject(error)
     }
+    // Observed when someone listens now (it then ends observed too, its budget wait included);
+    // nobody listens: no clock is read.
+    const observed = this.events.emit === null ? null : this.#scopeStarted(id)
     // Not async itself: without budgets the scope's own promise is returned as is (no extra ticks).
     const budgets = this.#budgets
-    return budgets === undefined ? this.#runScope(id, fn) : this.#runBudgeted(budgets, id, fn)
+    return budgets === undefined ? this.#runScope(id, fn, observed) : this.#runBudgeted(budgets, id, fn, observed)
   }
 
   async #runBudgeted<T>(
     budgets: Budgets,
     id: string,
     fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+    observed: ObservedScope | null,
   ): Promise<Awaited<T>> {
-    const leave = await budgets.enter(id, this.#context.currentScope() !== undefined, this.#context.insideScopeOf(id))
+    let leave: () => void
     try {
-      return await this.#runScope(id, fn)
+      leave = await budgets.enter(id, this.#context.currentScope() !== undefined, this.#context.insideScopeOf(id))
+    } catch (error) {
+      // A budget's timeout (TenantBusyError, PoolExhaustedError) ends the observed scope.
+      if (observed !== null) this.#scopeEnded(observed, error)
+      throw error
+    }
+    try {
+      return await this.#runScope(id, fn, observed)
     } finally {
       leave()
     }
   }
 
+  /** The scope itself, once its budget (if any) let it in; `observed`: reported (see #scopeStarted). */
   async #runScope<T>(
     id: string,
     fn: (t: TenantScope<TenantDB, ApexDB, Models>) => T | Promise<T>,
+    observed: ObservedScope | null,
   ): Promise<Awaited<T>> {
-    const lease = await this.acquire(id, true)
+    let lease: TenantLease
+    try {
+      lease = await this.acquire(id, true)
+    } catch (error) {
+      if (observed !== null) this.#scopeEnded(observed, error)
+      throw error
+    }
+    if (observed !== null) observed.acquired = performance.now()
     const scope = new TenantScopeImpl<TenantDB, ApexDB, Models>(
       this,
       id,
       lease,
       this.#locate,
       this.#context.currentFrame(),
+      observed === null ? 0 : observed.scopeId,
     )
     this.#running++
     let result: Awaited<T>
     try {
       result = await this.#context.runScope(scope, fn)
+    } catch (error) {
+      if (observed !== null) observed.thrown = { error }
+      throw error
     } finally {
       scope.close()
       // What the scope left open (a controlled transaction, an unawaited t.transaction or
@@ -207,9 +256,52 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
       this.scopesWithResources.delete(scope.resources)
       lease.release()
       if (leftOpen > 0 && !scope.failed) scope.failed = new TransactionLeftOpenError(id, leftOpen)
+      if (observed !== null) this.#scopeEnded(observed, observed.thrown?.error ?? scope.failed)
     }
     if (scope.failed !== undefined) throw scope.failed
     return result
+  }
+
+  /** Reports `scope:start` and returns what `scope:end` will report from. */
+  #scopeStarted(tenantId: string): ObservedScope {
+    const parentScopeId = this.#context.currentScope()?.scopeId ?? 0
+    const observed: ObservedScope = {
+      tenantId,
+      scopeId: ++this.#lastScopeId,
+      started: performance.now(),
+      acquired: 0,
+      thrown: undefined,
+    }
+    this.events.emit?.({
+      type: 'scope:start',
+      tenantId,
+      scopeId: observed.scopeId,
+      ...(parentScopeId === 0 ? {} : { parentScopeId }),
+    })
+    return observed
+  }
+
+  /** Reports `scope:end`, with `error` (undefined: it went well) by its code. */
+  #scopeEnded(observed: ObservedScope, error: unknown): void {
+    const emit = this.events.emit
+    if (emit === null) return
+    const ended = performance.now()
+    const { tenantId, scopeId, started } = observed
+    // Until the handle is acquired, the whole scope is acquisition (a failed acquisition: all of it).
+    const acquireMs = (observed.acquired || ended) - started
+    emit(
+      error === undefined
+        ? { type: 'scope:end', tenantId, scopeId, durationMs: ended - started, acquireMs, outcome: 'ok' }
+        : {
+            type: 'scope:end',
+            tenantId,
+            scopeId,
+            durationMs: ended - started,
+            acquireMs,
+            outcome: 'error',
+            errorCode: errorCodeOf(error),
+          },
+    )
   }
 
   withTenants<const Ids extends readonly string[], T>(
@@ -289,6 +381,7 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
       maxAttached: 0,
       syncReads: this.storage.capabilities.syncReads,
       log: this.log,
+      events: this.events,
       // shard.apex writes apex, but attaches, pragmas and raw transaction control are Shardines' alone.
       guard: apexGuard(),
       busyTimeout: this.storage.busyTimeout,

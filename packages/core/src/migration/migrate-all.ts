@@ -8,6 +8,7 @@ import type { ShardinesContext } from '../shardines-context.js'
 import type { SerializedError, SerializedMigrationOutcome, WorkerMigrationSource } from '../storage/storage-adapter.js'
 import type { MigrationReport, MigrationRunnerInfo } from './migration-reports.js'
 import type { MigrationSource } from './migration-source.js'
+import { emitMigration } from './observe-migration.js'
 import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 
 /**
@@ -54,8 +55,9 @@ export async function migrateAll(
   const { tenant } = await ctx.migrationSets()
   const total = ids.length
   const results = new Map<string, MigrationOutcome>()
-  const record = (outcome: MigrationOutcome): void => {
+  const record = (outcome: MigrationOutcome, durationMs: number): void => {
     results.set(outcome.id, outcome)
+    emitMigration(ctx.events, 'all', outcome, durationMs, { done: results.size, total })
     try {
       options.onProgress?.({ done: results.size, total, id: outcome.id, status: outcome.status })
     } catch {
@@ -76,14 +78,14 @@ export async function migrateAll(
         source: choice.source,
         names: tenant.names,
         signal: options.signal,
-        onOutcome: (outcome) => record(rebuildOutcome(outcome)),
+        onOutcome: (outcome) => record(rebuildOutcome(outcome), outcome.durationMs ?? 0),
       })
     } catch (error) {
       // The runner itself broke (e.g. a worker could not load the migrations): every tenant it did not finish is failed.
       if (!options.signal?.aborted) {
         for (const id of ids) {
           if (!results.has(id))
-            record({ id, from: null, to: null, status: 'failed', error: new MigrationError(id, undefined, error) })
+            record({ id, from: null, to: null, status: 'failed', error: new MigrationError(id, undefined, error) }, 0)
         }
       }
     }
@@ -122,19 +124,20 @@ async function migrateOnMainThread(
   ids: readonly string[],
   concurrency: number,
   signal: AbortSignal | undefined,
-  record: (outcome: MigrationOutcome) => void,
+  record: (outcome: MigrationOutcome, durationMs: number) => void,
 ): Promise<void> {
   let next = 0
   const lane = async (): Promise<void> => {
     while (next < ids.length && !signal?.aborted) {
       const id = ids[next++] as string
+      const started = performance.now()
       let outcome: MigrationOutcome
       try {
         outcome = await migrateTenantHere(ctx, id)
       } catch (error) {
         outcome = { id, from: null, to: null, status: 'failed', error: new MigrationError(id, undefined, error) }
       }
-      record(outcome)
+      record(outcome, performance.now() - started)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, ids.length)) }, lane))
@@ -199,7 +202,7 @@ function resolveTypeScriptLoader(): string | undefined {
 
 /** Turns a worker's plain outcome back into one with a real `MigrationError` (and a cause with name, code, stack). */
 export function rebuildOutcome(outcome: SerializedMigrationOutcome): MigrationOutcome {
-  const { error, ...rest } = outcome
+  const { error, durationMs: _durationMs, ...rest } = outcome
   if (error === undefined) return rest
   return { ...rest, error: new MigrationError(outcome.id, error.migration, rebuildError(error.cause)) }
 }

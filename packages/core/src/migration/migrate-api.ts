@@ -5,6 +5,7 @@ import { type MigrateAllOptions, type MigrationSources, migrateAll, migrateTenan
 import type { MigrationReport, StatusReport, TenantStatus } from './migration-reports.js'
 import type { NamedMigration } from './migration-source.js'
 import { summarise, tenantStatus } from './migration-status.js'
+import { observeMigration } from './observe-migration.js'
 import { type MigrationOutcome, runMigrations } from './run-migrations.js'
 
 export type { MigrateAllOptions } from './migrate-all.js'
@@ -57,7 +58,9 @@ export function createMigrateApi(ctx: ShardinesContext, sources: MigrationSource
     async apex(): Promise<MigrationOutcome> {
       ctx.assertOpen()
       const { apex } = await ctx.migrationSets()
-      const outcome = await runMigrations(ctx.storage.apex(), 'apex', apex, ctx.log, ctx.storage)
+      const outcome = await observeMigration(ctx.events, 'migrate', () =>
+        runMigrations(ctx.storage.apex(), 'apex', apex, ctx.log, ctx.storage),
+      )
       if (outcome.error) throw outcome.error
       return outcome
     },
@@ -70,7 +73,7 @@ export function createMigrateApi(ctx: ShardinesContext, sources: MigrationSource
           `migrate.tenant("${id}") was called inside a scope of tenant "${id}"; migrate it outside withTenant("${id}", …) (a scope of a behind tenant is migrated on open by migrateOnOpen: 'lazy').`,
         )
       }
-      const outcome = await migrateTenantHere(ctx, id)
+      const outcome = await observeMigration(ctx.events, 'migrate', () => migrateTenantHere(ctx, id))
       if (outcome.error) throw outcome.error
       return outcome
     },

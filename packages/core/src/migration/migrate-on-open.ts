@@ -1,8 +1,9 @@
 import { stateOf } from '../connection/handle-state.js'
-import { TenantSchemaOutdatedError } from '../errors.js'
+import { TenantBusyError, TenantSchemaOutdatedError } from '../errors.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import type { TenantLease } from '../storage/storage-adapter.js'
 import { appliedMigrations } from './migration-status.js'
+import { observeMigration } from './observe-migration.js'
 import { readVersionStamp, runMigrations } from './run-migrations.js'
 
 /**
@@ -11,7 +12,21 @@ import { readVersionStamp, runMigrations } from './run-migrations.js'
  * failed check or lazy migration releases the lease and rejects.
  */
 export async function acquireTenant(ctx: ShardinesContext, tenantId: string, ready: boolean): Promise<TenantLease> {
-  const lease = await ctx.storage.acquire(tenantId)
+  // Observed (when someone listens): a miss (the adapter read the version stamp while opening) is a
+  // `pool:miss` event with the time it took; a lock that outlasted the busy timeout a `busy:timeout`.
+  const started = ctx.events.emit === null ? 0 : performance.now()
+  let lease: TenantLease
+  try {
+    lease = await ctx.storage.acquire(tenantId)
+  } catch (error) {
+    if (started !== 0 && error instanceof TenantBusyError) {
+      ctx.events.emit?.({ type: 'busy:timeout', tenantId, waitedMs: error.waitedMs, inTransaction: false })
+    }
+    throw error
+  }
+  if (started !== 0 && lease.versionStampAtOpen !== undefined) {
+    ctx.events.emit?.({ type: 'pool:miss', tenantId, durationMs: performance.now() - started })
+  }
   if (!ready) return lease
   const state = stateOf(lease.handle)
   if (state.ready) return lease
@@ -40,6 +55,8 @@ async function migrateOnOpen(ctx: ShardinesContext, tenantId: string, lease: Ten
     if (tenant.names.every((name, i) => applied[i] === name)) return
     throw new TenantSchemaOutdatedError(tenantId, applied.at(-1) ?? null, tenant.names.slice(applied.length))
   }
-  const outcome = await runMigrations(lease.handle, tenantId, tenant, ctx.log, ctx.storage)
+  const outcome = await observeMigration(ctx.events, 'open', () =>
+    runMigrations(lease.handle, tenantId, tenant, ctx.log, ctx.storage),
+  )
   if (outcome.error) throw outcome.error
 }

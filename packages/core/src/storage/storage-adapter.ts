@@ -181,6 +181,40 @@ export interface PoolStats {
   readonly evictions: number
 }
 
+/** The storage adapter opened a tenant's database for the pool (a miss): the open, its pragmas and first read. */
+export interface PoolOpenEvent {
+  readonly type: 'pool:open'
+  readonly tenantId: string
+  readonly durationMs: number
+}
+
+/** The pool closed an unpinned tenant handle: the least recently used beyond `maxOpen`, or to free file descriptors. */
+export interface PoolEvictEvent {
+  readonly type: 'pool:evict'
+  readonly tenantId: string
+  readonly reason: 'lru' | 'descriptors'
+  /** How long closing took (a WAL database checkpoints when its last connection closes). */
+  readonly durationMs: number
+}
+
+/**
+ * An open was tried again: the file was locked exclusively by another process
+ * (`'locked'`, waiting off the event loop), or the process ran out of file
+ * descriptors and the pool closed a handle first (`'descriptors'`).
+ */
+export interface PoolRetryEvent {
+  readonly type: 'pool:retry'
+  readonly tenantId: string
+  readonly reason: 'locked' | 'descriptors'
+  /** 1 for the first retry. */
+  readonly attempt: number
+  /** Since the first try. */
+  readonly waitedMs: number
+}
+
+/** What an adapter reports about its tenant handle pool (see {@link StorageAdapter.observePool}). */
+export type StoragePoolEvent = PoolOpenEvent | PoolEvictEvent | PoolRetryEvent
+
 /**
  * What a storage backend provides. `@shardines/adapter-sqlite` implements it on
  * better-sqlite3 and `@shardines/adapter-libsql` on libSQL; each passes the
@@ -290,6 +324,15 @@ export interface StorageAdapter {
    */
   openScratch(): ScratchHandle | Promise<ScratchHandle>
   stats(): PoolStats
+  /**
+   * Optional: reports the pool's opens, evictions and retries to `listener`
+   * until the returned function is called. Core subscribes while someone
+   * listens to `shard.on(…)` and unsubscribes when the last listener leaves,
+   * so an adapter should cost nothing without an observer (check, then build
+   * the event). `listener` never throws. Without this method the instance
+   * still reports misses (from acquisitions) and counters (`stats()`).
+   */
+  observePool?(listener: (event: StoragePoolEvent) => void): () => void
   /** Closes every handle. */
   close(): Promise<void>
   /**
@@ -329,6 +372,8 @@ export interface SerializedMigrationOutcome {
   readonly status: 'migrated' | 'up-to-date' | 'failed'
   /** The failing migration (when one failed) and the cause. */
   readonly error?: { readonly migration: string | undefined; readonly cause: SerializedError } | undefined
+  /** Optional: how long the run took on the worker, in milliseconds (reported in `migration` events). */
+  readonly durationMs?: number | undefined
 }
 
 /** What core asks of {@link StorageAdapter.migrateInWorkers}. */

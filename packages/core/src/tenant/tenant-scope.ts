@@ -1,4 +1,4 @@
-import type { Kysely, QueryResult } from 'kysely'
+import type { Kysely, QueryCompiler, QueryResult } from 'kysely'
 import { AttachQueryCompiler } from '../attach/attach-query-compiler.js'
 import { attachExplicitly } from '../connection/attachments.js'
 import { bindHandle, type HandleBinding } from '../connection/handle-binding.js'
@@ -12,6 +12,7 @@ import {
   readPreparedSync,
 } from '../connection/statement-runner.js'
 import { CrossDatabaseQueryError, InvalidOptionsError } from '../errors.js'
+import { type EventHub, emitRefusal } from '../events/event-hub.js'
 import { type GuardPolicy, scopeGuard } from '../guard/statement-guard.js'
 import type { ModelSide } from '../registry/model-registry.js'
 import type { ShardinesContext } from '../shardines-context.js'
@@ -50,8 +51,30 @@ function tenantCompiler(handle: StorageHandle, id: string): AttachQueryCompiler 
   return compiler
 }
 
+/**
+ * The shared compiler, seen from one scope while someone listens: a write the
+ * ATTACH compiler refuses is reported as a `guard:refusal` event of the scope.
+ */
+function reportingCompiler(
+  compiler: QueryCompiler,
+  events: EventHub,
+  tenantId: string,
+  scopeId: number,
+): QueryCompiler {
+  return {
+    compileQuery(node, queryId) {
+      try {
+        return compiler.compileQuery(node, queryId)
+      } catch (error) {
+        emitRefusal(events, tenantId, error, scopeId)
+        throw error
+      }
+    },
+  }
+}
+
 /** What a scope uses of its instance (the instance implements it). */
-export interface ScopeHost<Models> extends Pick<ShardinesContext, 'storage' | 'log' | 'plugins'> {
+export interface ScopeHost<Models> extends Pick<ShardinesContext, 'storage' | 'log' | 'plugins' | 'events'> {
   /** Scopes that have opened a transaction or connection() hold (close() ends those after its timeout). */
   readonly scopesWithResources: Set<ScopeResources>
   /** Whether the current async context runs inside the transaction or connection() that `token` holds. */
@@ -70,6 +93,8 @@ export class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<Te
   /** The async context this scope was opened in (an enclosing scope or transaction), for ContextFrame. */
   readonly parent: ContextFrame | undefined
   readonly token = undefined
+  /** The `scopeId` of this scope's events; 0 when its start was not observed. */
+  readonly scopeId: number
   readonly handle: StorageHandle
   /** What this scope opened that must end with it. */
   readonly resources: ScopeResources
@@ -90,8 +115,10 @@ export class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<Te
     lease: TenantLease,
     locate: (schema: string) => StorageLocation,
     parent: ContextFrame | undefined,
+    scopeId = 0,
   ) {
     this.id = id
+    this.scopeId = scopeId
     this.#host = host
     this.parent = parent
     this.handle = lease.handle
@@ -116,6 +143,8 @@ export class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<Te
             throw new CrossDatabaseQueryError(host.storage.kind, `A statement reading ${schema}.<table>`, id)
           },
       log: host.log,
+      events: host.events,
+      scopeId,
       guard: tenantGuard(lease.handle, id),
       busyTimeout: host.storage.busyTimeout,
       resources: this.resources,
@@ -128,7 +157,17 @@ export class TenantScopeImpl<TenantDB, ApexDB, Models> implements TenantScope<Te
   }
 
   get db(): Kysely<TenantScopeDB<TenantDB, ApexDB>> {
-    this.#db ??= createBoundKysely(this.#binding, tenantCompiler(this.handle, this.id), this.#host.plugins)
+    if (this.#db === undefined) {
+      const compiler = tenantCompiler(this.handle, this.id)
+      const events = this.#host.events
+      this.#db = createBoundKysely(
+        this.#binding,
+        this.scopeId === 0 && events.emit === null
+          ? compiler
+          : reportingCompiler(compiler, events, this.id, this.scopeId),
+        this.#host.plugins,
+      )
+    }
     return this.#db
   }
 

@@ -1,5 +1,8 @@
 import { InvalidOptionsError } from '../errors.js'
+import { errorCodeOf } from '../events/event-hub.js'
+import type { LifecycleOperation } from '../events/shardines-event.js'
 import { tenantStatus } from '../migration/migration-status.js'
+import { observeMigration } from '../migration/observe-migration.js'
 import { runMigrations } from '../migration/run-migrations.js'
 import type { ShardinesContext } from '../shardines-context.js'
 import { APEX, type StorageCapabilities } from '../storage/storage-adapter.js'
@@ -100,10 +103,14 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
     async create(id: string): Promise<void> {
       ctx.assertOpen()
       assertTenantId(id)
-      const { tenant } = await ctx.migrationSets()
-      await ctx.storage.create(id, async (handle) => {
-        const outcome = await runMigrations(handle, id, tenant, ctx.log, ctx.storage)
-        if (outcome.error) throw outcome.error
+      await observed(ctx, 'create', id, undefined, async () => {
+        const { tenant } = await ctx.migrationSets()
+        await ctx.storage.create(id, async (handle) => {
+          const outcome = await observeMigration(ctx.events, 'create', () =>
+            runMigrations(handle, id, tenant, ctx.log, ctx.storage),
+          )
+          if (outcome.error) throw outcome.error
+        })
       })
     },
     async exists(id: string): Promise<boolean> {
@@ -124,7 +131,7 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
           `tenants.destroy("${id}") was called inside a scope of tenant "${id}" and would wait for itself forever. Call it outside withTenant("${id}", …).`,
         )
       }
-      return ctx.storage.destroy(id)
+      return observed(ctx, 'destroy', id, undefined, () => ctx.storage.destroy(id))
     },
     async backup(id: string, destPath: string, options: BackupOptions = {}): Promise<void> {
       ctx.assertOpen()
@@ -132,14 +139,10 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       if (typeof destPath !== 'string' || destPath.length === 0) {
         throw new InvalidOptionsError(`tenants.backup("${id}", destPath) needs a destination path.`)
       }
-      await supported(
-        ctx,
-        'backup',
-        'backupToPath',
-        ctx.storage.backup,
-      )(id, destPath, {
-        overwrite: options.overwrite === true,
-      })
+      const backup = supported(ctx, 'backup', 'backupToPath', ctx.storage.backup)
+      await observed(ctx, 'backup', id, undefined, () =>
+        backup(id, destPath, { overwrite: options.overwrite === true }),
+      )
     },
     export(id: string): AsyncIterable<Uint8Array> {
       ctx.assertOpen()
@@ -150,7 +153,7 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       ctx.assertOpen()
       assertTenantId(fromId)
       assertTenantId(toId)
-      await ctx.storage.fork(fromId, toId)
+      await observed(ctx, 'fork', fromId, toId, () => ctx.storage.fork(fromId, toId))
     },
     async rename(from: string, to: string): Promise<void> {
       ctx.assertOpen()
@@ -158,18 +161,21 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
       assertTenantId(to)
       notInsideScope(ctx, 'rename', from)
       if (from === to) throw new InvalidOptionsError(`tenants.rename("${from}", "${to}"): the ids are the same.`)
-      await supported(ctx, 'rename', 'rename', ctx.storage.rename)(from, to)
+      const rename = supported(ctx, 'rename', 'rename', ctx.storage.rename)
+      await observed(ctx, 'rename', from, to, () => rename(from, to))
     },
     async archive(id: string): Promise<ArchivedTenant> {
       ctx.assertOpen()
       assertTenantId(id)
       notInsideScope(ctx, 'archive', id)
-      return supported(ctx, 'archive', 'archive', ctx.storage.archive)(id)
+      const archive = supported(ctx, 'archive', 'archive', ctx.storage.archive)
+      return observed(ctx, 'archive', id, undefined, () => archive(id))
     },
     async restore(id: string): Promise<void> {
       ctx.assertOpen()
       assertTenantId(id)
-      await supported(ctx, 'restore', 'archive', ctx.storage.restore)(id)
+      const restore = supported(ctx, 'restore', 'archive', ctx.storage.restore)
+      await observed(ctx, 'restore', id, undefined, () => restore(id))
     },
     archived(): AsyncIterable<ArchivedTenant> {
       ctx.assertOpen()
@@ -221,13 +227,47 @@ export function createTenantsApi(ctx: ShardinesContext): TenantsApi {
           `tenants.rekey("${id}", { previousKey }) needs the key the tenant is encrypted with now, as a non-empty string.`,
         )
       }
-      await supported(ctx, 'rekey', 'rekey', ctx.storage.rekey)(id, previousKey)
+      const rekey = supported(ctx, 'rekey', 'rekey', ctx.storage.rekey)
+      await observed(ctx, 'rekey', id, undefined, () => rekey(id, previousKey))
     },
     async migrateLayout(options: LayoutMigrationOptions = {}): Promise<LayoutMigrationReport> {
       ctx.assertOpen()
       return supported(ctx, 'migrateLayout', 'layoutMigration', ctx.storage.migrateLayout)(options)
     },
   })
+}
+
+/**
+ * Runs a lifecycle step and reports it as a `tenant:<operation>` event, timed,
+ * when someone listens (arguments are checked before: a refused id is no event).
+ */
+async function observed<T>(
+  ctx: ShardinesContext,
+  operation: LifecycleOperation,
+  tenantId: string,
+  target: string | undefined,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (ctx.events.emit === null) return run()
+  const started = performance.now()
+  const type = `tenant:${operation}` as const
+  const extra = target === undefined ? {} : { target }
+  let result: T
+  try {
+    result = await run()
+  } catch (error) {
+    ctx.events.emit?.({
+      type,
+      tenantId,
+      durationMs: performance.now() - started,
+      outcome: 'error',
+      errorCode: errorCodeOf(error),
+      ...extra,
+    })
+    throw error
+  }
+  ctx.events.emit?.({ type, tenantId, durationMs: performance.now() - started, outcome: 'ok', ...extra })
+  return result
 }
 
 /** An optional adapter method, bound, or a typed refusal naming the adapter and the capability it lacks. */
