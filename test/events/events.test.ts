@@ -583,3 +583,32 @@ test('adapter-libsql client mode reports its pool too: open, miss, eviction', as
   ])
   await shard.close()
 })
+
+test('budgets: a scope that waits for its tenant’s slot counts the wait as acquisition; a timeout ends it with its code', async () => {
+  const { shard } = await makeShard({ budgets: { perTenant: 1, timeout: 80 } })
+  await shard.tenants.create('acme')
+  const r = record(shard, ['scope:start', 'scope:end'])
+  let release!: () => void
+  const holding = shard.withTenant('acme', () => new Promise<void>((resolve) => (release = resolve)))
+  await sleep(10)
+  // Waits for the slot, gives up after 80 ms.
+  await assert.rejects(shard.withTenant('acme', selectDocuments), { code: 'TENANT_BUSY' })
+  // Waits for the slot, gets it when the first scope ends.
+  const waiting = shard.withTenant('acme', selectDocuments)
+  setTimeout(() => release(), 40)
+  await holding
+  await waiting
+  assert.deepEqual(r.events.map(untimed), [
+    { type: 'scope:start', tenantId: 'acme' },
+    { type: 'scope:start', tenantId: 'acme' },
+    { type: 'scope:end', tenantId: 'acme', outcome: 'error', errorCode: 'TENANT_BUSY' },
+    { type: 'scope:start', tenantId: 'acme' },
+    { type: 'scope:end', tenantId: 'acme', outcome: 'ok' },
+    { type: 'scope:end', tenantId: 'acme', outcome: 'ok' },
+  ])
+  const timedOut = r.events[2] as Extract<ShardinesEvent, { type: 'scope:end' }>
+  assert.ok(timedOut.acquireMs >= 70 && timedOut.acquireMs === timedOut.durationMs)
+  const waited = r.events[5] as Extract<ShardinesEvent, { type: 'scope:end' }>
+  assert.ok(waited.acquireMs >= 30, `the budget wait is acquisition (${waited.acquireMs} ms)`)
+  await shard.close()
+})

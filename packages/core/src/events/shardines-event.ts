@@ -48,7 +48,7 @@ export interface ScopeEndEvent extends EventBase {
   readonly scopeId: number
   /** From `scope:start` to the scope's end (its handle released). */
   readonly durationMs: number
-  /** Of `durationMs`, the time spent acquiring the handle (a pool miss, a lazy migration, a lock). */
+  /** Of `durationMs`, the time until the handle was acquired: a budget slot, a pool miss, a lazy migration, a lock. */
   readonly acquireMs: number
   readonly outcome: EventOutcome
   readonly errorCode?: ShardinesEventError
