@@ -304,6 +304,5 @@ function databaseAttributes(tenantId: string): Attributes {
     'db.system': DB_SYSTEM,
     'db.system.name': DB_SYSTEM,
     'db.namespace': tenantId,
-    'shardines.tenant.id': tenantId,
   }
 }
