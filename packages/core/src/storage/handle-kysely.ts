@@ -3,16 +3,20 @@ import {
   type DatabaseConnection,
   type Dialect,
   type Driver,
-  IdentifierNode,
   Kysely,
   type QueryCompiler,
   type QueryResult,
-  RawNode,
-  SqliteAdapter,
-  SqliteIntrospector,
-  SqliteQueryCompiler,
 } from 'kysely'
 import { INTERNAL_GUARD } from '../guard/statement-guard.js'
+import {
+  BEGIN_DEFERRED,
+  COMMIT,
+  compileSavepoint,
+  createEngineIntrospector,
+  ENGINE_ADAPTER,
+  EngineQueryCompiler,
+  ROLLBACK,
+} from './sqlite-engine.js'
 import type { StorageHandle } from './storage-adapter.js'
 
 /**
@@ -41,9 +45,9 @@ export function kyselyOnHandle<DB = any>(handle: StorageHandle): Kysely<DB> {
   const driver = new HandleDriver(handle)
   const dialect: Dialect = {
     createDriver: () => driver,
-    createQueryCompiler: () => new SqliteQueryCompiler(),
-    createAdapter: () => new SqliteAdapter(),
-    createIntrospector: (db) => new SqliteIntrospector(db),
+    createQueryCompiler: () => new EngineQueryCompiler(),
+    createAdapter: () => ENGINE_ADAPTER,
+    createIntrospector: (db) => createEngineIntrospector(db),
   }
   return new Kysely<DB>({ dialect })
 }
@@ -88,29 +92,23 @@ class HandleDriver implements Driver {
     free?.()
   }
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin'))
+    await connection.executeQuery(CompiledQuery.raw(BEGIN_DEFERRED))
   }
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'))
+    await connection.executeQuery(CompiledQuery.raw(COMMIT))
   }
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'))
+    await connection.executeQuery(CompiledQuery.raw(ROLLBACK))
   }
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
-    await connection.executeQuery(savepointCommand('savepoint', name, compile))
+    await connection.executeQuery(compileSavepoint('savepoint', name, compile))
   }
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
-    await connection.executeQuery(savepointCommand('rollback to', name, compile))
+    await connection.executeQuery(compileSavepoint('rollback to', name, compile))
   }
   async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
-    await connection.executeQuery(savepointCommand('release', name, compile))
+    await connection.executeQuery(compileSavepoint('release', name, compile))
   }
   /** The handle belongs to whoever opened it: nothing to close here. */
   async destroy(): Promise<void> {}
-}
-
-/** `savepoint "name"` and friends, with the name quoted by Kysely's compiler. */
-function savepointCommand(command: string, name: string, compile: QueryCompiler['compileQuery']): CompiledQuery {
-  const node = RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)])
-  return compile(node as never, { queryId: `savepoint-${name}` } as never)
 }
