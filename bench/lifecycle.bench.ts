@@ -1,14 +1,11 @@
 /**
  * Tenant lifecycle at fleet scale (issue 15).
  *
- * 1. Miss cost. A cyclic scan over more tenants than `maxOpen` makes every
- *    request a pool miss; the same scan with every handle open makes every
- *    request a hit. Their difference is what a miss adds (open, the identity
- *    `lstat`, pragmas, the version check, preparing the first statement, and
- *    the close of the evicted handle) beyond a hit's warm statement. The open
- *    path is that difference plus a warm point select (raw, measured in the
- *    same run), against the baseline: raw better-sqlite3 opening the same
- *    file, reading one row and closing it. Bar: ≤ 1.25×.
+ * 1. Misses and hits. A cyclic scan over more tenants than `maxOpen` makes
+ *    every request a pool miss; the same scan with every handle open makes
+ *    every request a hit. (The bar on a miss's open path against raw
+ *    better-sqlite3 is measured by bench/miss-cost.bench.ts, with the cases
+ *    paired round by round.)
  * 2. The identity check on a pool hit (one `lstat` of the tenant's path), as a
  *    fraction of `withTenant` + a point select on a hit.
  * 3. Zipf(1.1) requests over BENCH_TENANTS tenants (default 10,000) at
@@ -21,10 +18,9 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { TenantLayout } from '@shardines/adapter-sqlite'
-import Database from 'better-sqlite3'
 import { type BenchShard, openShard, tempDir } from './lib/fixture.js'
 import { collectGarbage, median } from './lib/measure.js'
-import { bar, printHeader, printTable, ratio, us } from './lib/table.js'
+import { printHeader, printTable, ratio, us } from './lib/table.js'
 import { seededRandom, shuffled, zipfSampler } from './lib/zipf.js'
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 10_000)
@@ -93,62 +89,6 @@ async function perRequest(shard: BenchShard, ids: readonly string[]): Promise<nu
   const samples: number[] = []
   for (let r = 0; r < ROUNDS; r++) samples.push(await pass())
   return median(samples)
-}
-
-/** Raw better-sqlite3: open the file, read one row, close it (ns per file), median of ROUNDS passes. */
-function rawOpenReadClose(files: readonly string[]): number {
-  const pass = () => {
-    const start = performance.now()
-    for (let i = 0; i < files.length; i++) {
-      const db = new Database(files[i] as string, { fileMustExist: true })
-      db.prepare('select * from "documents" where "id" = ?').get((i % ROWS) + 1)
-      db.close()
-    }
-    return ((performance.now() - start) * 1e6) / files.length
-  }
-  pass()
-  const samples: number[] = []
-  for (let r = 0; r < ROUNDS; r++) samples.push(pass())
-  return median(samples)
-}
-
-/**
- * Raw better-sqlite3 with an LRU of SMALL_POOL connections, as the pool keeps them: open, read
- * one row, and close the connection opened SMALL_POOL files ago (ns per file). Context for the
- * bar: the baseline closes the file it just opened, this one a cold one.
- */
-function rawLru(files: readonly string[]): number {
-  const lru: Database.Database[] = []
-  const pass = () => {
-    const start = performance.now()
-    for (let i = 0; i < files.length; i++) {
-      const db = new Database(files[i] as string, { fileMustExist: true })
-      db.prepare('select * from "documents" where "id" = ?').get((i % ROWS) + 1)
-      lru.push(db)
-      if (lru.length > SMALL_POOL) lru.shift()?.close()
-    }
-    return ((performance.now() - start) * 1e6) / files.length
-  }
-  pass()
-  const samples: number[] = []
-  for (let r = 0; r < ROUNDS; r++) samples.push(pass())
-  for (const db of lru.splice(0)) db.close()
-  return median(samples)
-}
-
-/** Raw better-sqlite3: a warm point select on an open connection (what a hit's statement costs). */
-function rawWarmSelect(file: string): number {
-  const db = new Database(file, { fileMustExist: true })
-  const statement = db.prepare('select * from "documents" where "id" = ?')
-  const n = 20_000
-  const samples: number[] = []
-  for (let r = 0; r < ROUNDS + 1; r++) {
-    const start = performance.now()
-    for (let i = 0; i < n; i++) statement.get((i % ROWS) + 1)
-    samples.push(((performance.now() - start) * 1e6) / n)
-  }
-  db.close()
-  return median(samples.slice(1))
 }
 
 /** ns per `lstat` of a tenant's path plus the identity comparison (the check on every pool hit). */
@@ -228,9 +168,6 @@ for (const layout of ['flat', 'hashed'] as const) {
   r.scanHit = await perRequest(all, scanIds)
   r.zipfAll = await perRequest(all, zipfIds)
   await all.close()
-  r.raw = rawOpenReadClose(scanIds.map(file))
-  r.rawLru = rawLru(scanIds.map(file))
-  r.warm = rawWarmSelect(file(scanIds[0] as string))
   r.identity = identityCheck(file(scanIds[0] as string))
   console.error(`[${layout}] lifecycle operations`)
   const ops = await lifecycleOps(dir, layout)
@@ -243,16 +180,12 @@ for (const layout of ['flat', 'hashed'] as const) {
 for (const layout of ['flat', 'hashed'] as const) {
   const r = results[layout] as Record<string, number>
   const n = (key: string) => r[key] as number
-  const missPath = n('scanMiss') - n('scanHit') + n('warm')
   printTable(
     `[${layout}] per request (scan over ${SCAN} tenants; Zipf over ${TENANTS})`,
     ['case', 'per request', 'vs'],
     [
       ['scan, every request a hit (all open)', us(n('scanHit')), '1.00×'],
       [`scan, every request a miss (maxOpen ${SMALL_POOL})`, us(n('scanMiss')), ratio(n('scanMiss'), n('scanHit'))],
-      ['raw better-sqlite3: open + read one row + close', us(n('raw')), ''],
-      [`raw better-sqlite3, LRU of ${SMALL_POOL}: open + read + close the oldest`, us(n('rawLru')), ''],
-      ['raw better-sqlite3: warm point select', us(n('warm')), ''],
       ['Zipf, all open', us(n('zipfAll')), '1.00×'],
       [
         `Zipf, maxOpen ${SMALL_POOL} (hit rate ${(n('hitRate') * 100).toFixed(1)}%)`,
@@ -261,11 +194,7 @@ for (const layout of ['flat', 'hashed'] as const) {
       ],
     ],
   )
-  console.log(
-    `  open path of a miss: ${us(missPath)} (miss − hit + a warm select) = ${ratio(missPath, n('raw'))} raw open + read + close`,
-  )
-  console.log(`  ${bar(missPath / n('raw'), 1.25, `miss ${ratio(missPath, n('raw'))} raw`)}`)
-  console.log(`  against raw with the same LRU: ${ratio(missPath, n('rawLru'))}`)
+  console.log('  the open path of a miss against raw better-sqlite3: bench/miss-cost.bench.ts')
   console.log(
     `  identity check on a hit: ${us(n('identity'))} = ${((100 * n('identity')) / n('scanHit')).toFixed(1)}% of withTenant + point select on a hit`,
   )

@@ -18,6 +18,8 @@ export interface ShardinesContext {
   readonly migrateOnOpen: MigrateOnOpen
   /** The loaded migration sets (loaded once, on first need). */
   migrationSets(): Promise<{ readonly apex: MigrationSet; readonly tenant: MigrationSet }>
+  /** The migration sets if `migrationSets()` has loaded them already, else undefined. */
+  loadedMigrationSets(): { readonly apex: MigrationSet; readonly tenant: MigrationSet } | undefined
   /** Pins a tenant's handle; with `ready`, also applies `migrateOnOpen`. */
   acquire(tenantId: string, ready: boolean): Promise<TenantLease>
   /** Throws `ShardinesClosedError` after `close()`. */

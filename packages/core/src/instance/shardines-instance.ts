@@ -96,6 +96,8 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
   #closing: Promise<void> | undefined
   readonly #locate: (schema: string) => StorageLocation
   #sets: Promise<{ apex: MigrationSet; tenant: MigrationSet }> | undefined
+  /** The sets once loaded (for checks that must not wait a tick, such as the version check on a miss). */
+  #loadedSets: { apex: MigrationSet; tenant: MigrationSet } | undefined
   #apex: Kysely<ApexDB> | undefined
   #apexBindingValue: HandleBinding | undefined
   #closed = false
@@ -163,13 +165,18 @@ export class ShardinesInstance<ApexDB, TenantDB, Models>
         loadMigrations(this.#options.migrations?.apex ?? EMPTY_MIGRATIONS, 'apex'),
         loadMigrations(this.#options.migrations?.tenant ?? EMPTY_MIGRATIONS, 'tenant'),
       ])
-      return { apex, tenant }
+      this.#loadedSets = { apex, tenant }
+      return this.#loadedSets
     })()
     // A failed load (e.g. a syntax error in a migration file) is retried next time.
     this.#sets.catch(() => {
       this.#sets = undefined
     })
     return this.#sets
+  }
+
+  loadedMigrationSets(): { apex: MigrationSet; tenant: MigrationSet } | undefined {
+    return this.#loadedSets
   }
 
   acquire(tenantId: string, ready: boolean): Promise<TenantLease> {
