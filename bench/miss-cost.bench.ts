@@ -2,10 +2,10 @@
  * The cost of a pool miss (issue 15's bar: ≤ 1.25× raw open + read + close).
  *
  * One Shardines instance with `maxOpen` 256 over BENCH_TENANTS tenant files
- * (default 2,000), and five cases interleaved round by round (bench/lib/measure's
+ * (default 2,000), and six cases interleaved round by round (bench/lib/measure's
  * `compare`, whose case order rotates each round), all in the same process
  * state: the pool holds its 256 handles throughout (the hit case's instance
- * its 200, the LRU case its 256).
+ * its 200, the LRU and adapter cases theirs).
  *
  * - miss: `withTenant` + a point select on the next tenant of a ring of all
  *   the tenants, so every request is a miss (open, the identity `lstat`, the
@@ -16,8 +16,16 @@
  *   Checked too.
  * - raw: plain better-sqlite3 opening a tenant file the pool does not hold,
  *   reading one row and closing it (the baseline).
+ * - raw, LRU: the baseline's connections kept in an LRU of 256, as the pool
+ *   keeps its own, closing the oldest: what any pool of 256 pays. A miss
+ *   closes a connection that has gone cold while 256 others were used, and
+ *   the next open reuses that memory; the baseline closes and reopens memory
+ *   it just touched. This case says how much of the open path is that.
  * - warm: plain better-sqlite3's point select on an open connection (what a
  *   hit's statement costs).
+ * - adapter: the storage adapter's own `acquire` (a miss: pool, identity,
+ *   open, version read, eviction) and `release` around the raw statement on
+ *   its connection, without core: splits the open path between the two.
  *
  * The open path of a miss is miss − hit + warm: what a miss adds beyond a
  * hit's scope and warm statement, plus that statement. Each round gives a
@@ -25,18 +33,13 @@
  * the median over rounds is reported: the machine's drift (5× from day to
  * day, and up to 2× within a minute on the CI-sized VMs) cancels in a round.
  *
- * - raw, LRU: the baseline's connections kept in an LRU of 256, as the pool
- *   keeps its own, closing the oldest: what any pool of 256 pays. A miss
- *   closes a connection that has gone cold while 256 others were used, and
- *   the next open reuses that memory; the baseline closes and reopens memory
- *   it just touched. This case says how much of the open path is that.
- *
  * Env: BENCH_TENANTS (default 2000), BENCH_LAYOUTS (default `flat,hashed`),
  * BENCH_MODES (tenant journal modes, default `delete`), BENCH_ROUNDS (default 31).
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { JournalMode, TenantLayout } from '@shardines/adapter-sqlite'
+import { sqliteStorage } from '@shardines/adapter-sqlite'
 import Database from 'better-sqlite3'
 import { type BenchShard, openShard, tempDir } from './lib/fixture.js'
 import { type Case, compare, type Measurement, median, pairedRatio } from './lib/measure.js'
@@ -109,6 +112,7 @@ interface Run {
   hit: Measurement
   raw: Measurement
   warm: Measurement
+  adapter: Measurement
   lru: Measurement
 }
 
@@ -215,16 +219,43 @@ async function measure(layout: TenantLayout, mode: JournalMode): Promise<Run> {
     cursor++
   }
   for (const id of hot) await request(hitShard, id, 1)
-  const cases = [missCase, hitCase, rawCase, lruCase, warmCase]
+  // The adapter's part of a miss: the storage's own acquire (pool, open, identity, version read,
+  // eviction) and release around the raw statement on its connection, without core.
+  const storage = sqliteStorage({ dir, maxOpen: POOL, layout, journalMode: mode })
+  let adapterCursor = Math.floor((RING * 3) / 4)
+  let adapterMisses = 0
+  const adapterCase: Case = {
+    name: 'adapter',
+    async run(n) {
+      const before = storage.stats().misses
+      for (let i = 0; i < n; i++) {
+        const lease = await storage.acquire(ring[adapterCursor] as string)
+        ;(lease.handle as unknown as { db: Database.Database }).db.prepare(SQL).get((i % ROWS) + 1)
+        lease.release()
+        adapterCursor = (adapterCursor + 1) % RING
+      }
+      adapterMisses += storage.stats().misses - before - n
+    },
+  }
+  const cases = [missCase, hitCase, rawCase, lruCase, warmCase, adapterCase]
   const measured = await compare(cases, { rounds: ROUNDS, batchMs: 40, warmupMs: 400 })
   warmDb.close()
   for (const db of lru.splice(0)) db.close()
   await shard.close()
   await hitShard.close()
+  await storage.close()
+  if (adapterMisses !== 0) throw new Error('the adapter case had hits')
   if (misses !== missRequests) throw new Error(`the miss case had ${missRequests - misses} hits`)
   if (hits !== hitRequests) throw new Error(`the hit case had ${hitRequests - hits} misses`)
-  const [miss, hit, raw, lruRaw, warm] = measured as [Measurement, Measurement, Measurement, Measurement, Measurement]
-  return { miss, hit, raw, lru: lruRaw, warm }
+  const [miss, hit, raw, lruRaw, warm, adapter] = measured as Measurement[] as [
+    Measurement,
+    Measurement,
+    Measurement,
+    Measurement,
+    Measurement,
+    Measurement,
+  ]
+  return { miss, hit, raw, lru: lruRaw, warm, adapter }
 }
 
 const dirs = new Map<string, string>()
@@ -291,6 +322,11 @@ for (const mode of MODES) {
           us(main.lru.median),
           `${us(main.lru.min)}–${us(main.lru.max)}`,
         ],
+        [
+          `the adapter alone: storage.acquire (a miss) + the raw statement + release`,
+          us(main.adapter.median),
+          `${us(main.adapter.min)}–${us(main.adapter.max)}`,
+        ],
       ],
     )
     const q = (p: number) => (roundRatios[Math.floor(p * (roundRatios.length - 1))] as number).toFixed(2)
@@ -298,6 +334,9 @@ for (const mode of MODES) {
       `  open path of a miss (miss − hit + warm): ${us(openPath)}; paired per round: ${r.toFixed(2)}× raw open + read + close (quartiles ${q(0.25)}–${q(0.75)})`,
     )
     console.log(`  ${bar(r, BAR, `miss ${r.toFixed(2)}× raw`)}`)
+    console.log(
+      `  the adapter's part (no core): ${pairedRatio(main.adapter, main.raw).toFixed(2)}× raw, ${pairedRatio(main.adapter, main.lru).toFixed(2)}× raw with the same LRU`,
+    )
     console.log(
       `  raw better-sqlite3 keeping the same LRU of ${POOL} (what any pool of ${POOL} pays): ${lruOverRaw.toFixed(2)}× raw open + read + close; the open path against it: ${rLru.toFixed(2)}×`,
     )

@@ -30,8 +30,8 @@ export async function acquireTenant(ctx: ShardinesContext, tenantId: string, rea
   if (!ready) return lease
   const state = stateOf(lease.handle)
   if (state.ready) return lease
-  // A miss whose stamp (read while the adapter opened the file) is already the latest: ready
-  // without a promise or a tick, which is most of what the version check costs a pool miss.
+  // A miss whose stamp (read while the adapter opened the file) is already the latest, once the
+  // migration sets are loaded: ready at once, as migrateOnOpen would decide, without its promises.
   if (state.readying === null && lease.versionStampAtOpen !== undefined) {
     const sets = ctx.migrateOnOpen === 'off' ? undefined : ctx.loadedMigrationSets()
     if (ctx.migrateOnOpen === 'off' || sets?.tenant.latestStamp === lease.versionStampAtOpen) {
