@@ -18,7 +18,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { TenantLayout } from '@shardines/adapter-sqlite'
-import { type BenchShard, openShard, tempDir } from './lib/fixture.js'
+import { type BenchShard, openShard, tempDir, tenantFile } from './lib/fixture.js'
 import { collectGarbage, median } from './lib/measure.js'
 import { printHeader, printTable, ratio, us } from './lib/table.js'
 import { seededRandom, shuffled, zipfSampler } from './lib/zipf.js'
@@ -33,18 +33,6 @@ const idOf = (i: number) => `t${String(i).padStart(5, '0')}`
 
 printHeader(`tenant lifecycle: ${TENANTS} tenants, maxOpen ${SMALL_POOL}, flat vs hashed`)
 
-/** FNV-1a of the id: the hashed layout's folders (the adapter's layoutHash; pinned by a test). */
-function hashedFile(dir: string, id: string): string {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < id.length; i++) {
-    hash ^= id.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193)
-  }
-  hash >>>= 0
-  const hex = (n: number) => (n & 0xff).toString(16).padStart(2, '0')
-  return path.join(dir, 'tenants', hex(hash >>> 24), hex(hash >>> 16), `${id}.sqlite3`)
-}
-
 /** One tenant made with tenants.create and ROWS rows, copied to TENANTS files in `layout`. */
 async function tenantSet(layout: TenantLayout): Promise<string> {
   const dir = tempDir(`lifecycle-${layout}`)
@@ -58,11 +46,11 @@ async function tenantSet(layout: TenantLayout): Promise<string> {
         .execute()
   })
   await shard.close()
-  const template = layout === 'flat' ? path.join(dir, 'tenants', 'template.sqlite3') : hashedFile(dir, 'template')
+  const template = tenantFile(dir, 'template', layout)
   const made = new Set<string>()
   for (let i = 0; i < TENANTS; i++) {
     const id = idOf(i)
-    const file = layout === 'flat' ? path.join(dir, 'tenants', `${id}.sqlite3`) : hashedFile(dir, id)
+    const file = tenantFile(dir, id, layout)
     const folder = path.dirname(file)
     if (!made.has(folder)) {
       fs.mkdirSync(folder, { recursive: true })
@@ -154,7 +142,7 @@ const results: Record<TenantLayout, Record<string, number>> = { flat: {}, hashed
 for (const layout of ['flat', 'hashed'] as const) {
   console.error(`[${layout}] building ${TENANTS} tenants`)
   const dir = await tenantSet(layout)
-  const file = (id: string) => (layout === 'flat' ? path.join(dir, 'tenants', `${id}.sqlite3`) : hashedFile(dir, id))
+  const file = (id: string) => tenantFile(dir, id, layout)
   const r = results[layout]
   collectGarbage()
   console.error(`[${layout}] scans and Zipf`)

@@ -41,7 +41,7 @@ import * as path from 'node:path'
 import type { JournalMode, TenantLayout } from '@shardines/adapter-sqlite'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
 import Database from 'better-sqlite3'
-import { type BenchShard, openShard, tempDir } from './lib/fixture.js'
+import { type BenchShard, openShard, tempDir, tenantFile } from './lib/fixture.js'
 import { type Case, compare, type Measurement, median, pairedRatio } from './lib/measure.js'
 import { bar, printHeader, printTable, ratio, us } from './lib/table.js'
 import { seededRandom, shuffled } from './lib/zipf.js'
@@ -59,21 +59,6 @@ const idOf = (i: number) => `t${String(i).padStart(5, '0')}`
 
 printHeader(`pool miss cost: ${TENANTS} tenants, maxOpen ${POOL}, paired rounds`)
 
-/** FNV-1a of the id: the hashed layout's folders (the adapter's layoutHash; pinned by a test). */
-function hashedFile(dir: string, id: string): string {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < id.length; i++) {
-    hash ^= id.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193)
-  }
-  hash >>>= 0
-  const hex = (n: number) => (n & 0xff).toString(16).padStart(2, '0')
-  return path.join(dir, 'tenants', hex(hash >>> 24), hex(hash >>> 16), `${id}.sqlite3`)
-}
-
-const fileIn = (dir: string, layout: TenantLayout, id: string) =>
-  layout === 'flat' ? path.join(dir, 'tenants', `${id}.sqlite3`) : hashedFile(dir, id)
-
 /** One tenant made with tenants.create and ROWS rows, copied to TENANTS files where `layout` puts them. */
 async function tenantSet(
   layout: TenantLayout,
@@ -90,11 +75,11 @@ async function tenantSet(
         .execute()
   })
   await shard.close()
-  const template = fileIn(dir, layout, 'template')
+  const template = tenantFile(dir, 'template', layout)
   const files = new Map<string, string>()
   for (let i = 0; i < TENANTS; i++) {
     const id = idOf(i)
-    const file = fileIn(dir, layout, id)
+    const file = tenantFile(dir, id, layout)
     fs.mkdirSync(path.dirname(file), { recursive: true })
     fs.copyFileSync(template, file)
     files.set(id, file)

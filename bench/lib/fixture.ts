@@ -5,7 +5,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { type SqliteStorageOptions, sqliteStorage } from '@shardines/adapter-sqlite'
+import { type SqliteStorageOptions, sqliteStorage, type TenantLayout } from '@shardines/adapter-sqlite'
 import { createShardines, type Shardines } from '@shardines/core'
 
 export {
@@ -52,7 +52,16 @@ export function cacheDir(name: string): string {
   return path.join(os.tmpdir(), 'shardines-bench-cache', name)
 }
 
-/** The tenant file of `id` under a storage folder (the adapter's layout). */
-export function tenantFile(dir: string, id: string): string {
-  return path.join(dir, 'tenants', `${id}.sqlite3`)
+/** The tenant file of `id` under a storage folder, in the adapter's flat layout (the default) or its hashed one. */
+export function tenantFile(dir: string, id: string, layout: TenantLayout = 'flat'): string {
+  if (layout === 'flat') return path.join(dir, 'tenants', `${id}.sqlite3`)
+  // FNV-1a of the id: the hashed layout's two folder levels (the adapter's layoutHash; pinned by a test).
+  let hash = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  hash >>>= 0
+  const hex = (n: number) => (n & 0xff).toString(16).padStart(2, '0')
+  return path.join(dir, 'tenants', hex(hash >>> 24), hex(hash >>> 16), `${id}.sqlite3`)
 }
