@@ -16,9 +16,8 @@
  * Env: BENCH_TENANTS (default 10000), BENCH_ROUNDS (default 5), BENCH_REQUESTS (Zipf requests per round, default 20000).
  */
 import * as fs from 'node:fs'
-import * as path from 'node:path'
 import type { TenantLayout } from '@shardines/adapter-sqlite'
-import { type BenchShard, openShard, tempDir, tenantFile } from './lib/fixture.js'
+import { type BenchShard, copiedTenantSet, openShard, tenantFile } from './lib/fixture.js'
 import { collectGarbage, median } from './lib/measure.js'
 import { printHeader, printTable, ratio, us } from './lib/table.js'
 import { seededRandom, shuffled, zipfSampler } from './lib/zipf.js'
@@ -32,35 +31,6 @@ const ROWS = 20
 const idOf = (i: number) => `t${String(i).padStart(5, '0')}`
 
 printHeader(`tenant lifecycle: ${TENANTS} tenants, maxOpen ${SMALL_POOL}, flat vs hashed`)
-
-/** One tenant made with tenants.create and ROWS rows, copied to TENANTS files in `layout`. */
-async function tenantSet(layout: TenantLayout): Promise<string> {
-  const dir = tempDir(`lifecycle-${layout}`)
-  const shard = await openShard(dir, { layout })
-  await shard.tenants.create('template')
-  await shard.withTenant('template', async (t) => {
-    for (let i = 1; i <= ROWS; i++)
-      await t.db
-        .insertInto('documents')
-        .values({ title: `document ${i}` })
-        .execute()
-  })
-  await shard.close()
-  const template = tenantFile(dir, 'template', layout)
-  const made = new Set<string>()
-  for (let i = 0; i < TENANTS; i++) {
-    const id = idOf(i)
-    const file = tenantFile(dir, id, layout)
-    const folder = path.dirname(file)
-    if (!made.has(folder)) {
-      fs.mkdirSync(folder, { recursive: true })
-      made.add(folder)
-    }
-    fs.copyFileSync(template, file)
-  }
-  fs.rmSync(template)
-  return dir
-}
 
 function request(shard: BenchShard, id: string, row: number): Promise<unknown> {
   return shard.withTenant(id, (t) => t.db.selectFrom('documents').selectAll().where('id', '=', row).executeTakeFirst())
@@ -141,7 +111,7 @@ const scanIds = shuffled(ids, random).slice(0, SCAN)
 const results: Record<TenantLayout, Record<string, number>> = { flat: {}, hashed: {} }
 for (const layout of ['flat', 'hashed'] as const) {
   console.error(`[${layout}] building ${TENANTS} tenants`)
-  const dir = await tenantSet(layout)
+  const { dir } = await copiedTenantSet(`lifecycle-${layout}`, TENANTS, idOf, ROWS, { layout })
   const file = (id: string) => tenantFile(dir, id, layout)
   const r = results[layout]
   collectGarbage()

@@ -36,12 +36,10 @@
  * Env: BENCH_TENANTS (default 2000), BENCH_LAYOUTS (default `flat,hashed`),
  * BENCH_MODES (tenant journal modes, default `delete`), BENCH_ROUNDS (default 31).
  */
-import * as fs from 'node:fs'
-import * as path from 'node:path'
 import type { JournalMode, TenantLayout } from '@shardines/adapter-sqlite'
 import { sqliteStorage } from '@shardines/adapter-sqlite'
 import Database from 'better-sqlite3'
-import { type BenchShard, openShard, tempDir, tenantFile } from './lib/fixture.js'
+import { type BenchShard, copiedTenantSet, openShard } from './lib/fixture.js'
 import { type Case, compare, type Measurement, median, pairedRatio } from './lib/measure.js'
 import { bar, printHeader, printTable, ratio, us } from './lib/table.js'
 import { seededRandom, shuffled } from './lib/zipf.js'
@@ -58,35 +56,6 @@ const SQL = 'select * from "documents" where "id" = ?'
 const idOf = (i: number) => `t${String(i).padStart(5, '0')}`
 
 printHeader(`pool miss cost: ${TENANTS} tenants, maxOpen ${POOL}, paired rounds`)
-
-/** One tenant made with tenants.create and ROWS rows, copied to TENANTS files where `layout` puts them. */
-async function tenantSet(
-  layout: TenantLayout,
-  mode: JournalMode,
-): Promise<{ dir: string; files: Map<string, string> }> {
-  const dir = tempDir(`miss-${layout}-${mode}`)
-  const shard = await openShard(dir, { layout, journalMode: mode })
-  await shard.tenants.create('template')
-  await shard.withTenant('template', async (t) => {
-    for (let i = 1; i <= ROWS; i++)
-      await t.db
-        .insertInto('documents')
-        .values({ title: `document ${i}` })
-        .execute()
-  })
-  await shard.close()
-  const template = tenantFile(dir, 'template', layout)
-  const files = new Map<string, string>()
-  for (let i = 0; i < TENANTS; i++) {
-    const id = idOf(i)
-    const file = tenantFile(dir, id, layout)
-    fs.mkdirSync(path.dirname(file), { recursive: true })
-    fs.copyFileSync(template, file)
-    files.set(id, file)
-  }
-  fs.rmSync(template)
-  return { dir, files }
-}
 
 function request(shard: BenchShard, id: string, row: number): Promise<unknown> {
   return shard.withTenant(id, (t) => t.db.selectFrom('documents').selectAll().where('id', '=', row).executeTakeFirst())
@@ -250,7 +219,7 @@ async function sets(layout: TenantLayout, mode: JournalMode) {
   let set = built.get(key)
   if (set === undefined) {
     console.error(`[${key}] building ${TENANTS} tenants`)
-    set = await tenantSet(layout, mode)
+    set = await copiedTenantSet(`miss-${layout}-${mode}`, TENANTS, idOf, ROWS, { layout, journalMode: mode })
     built.set(key, set)
     dirs.set(key, set.dir)
   }

@@ -65,3 +65,45 @@ export function tenantFile(dir: string, id: string, layout: TenantLayout = 'flat
   const hex = (n: number) => (n & 0xff).toString(16).padStart(2, '0')
   return path.join(dir, 'tenants', hex(hash >>> 24), hex(hash >>> 16), `${id}.sqlite3`)
 }
+
+/**
+ * A fresh temp folder (`tempDir(name)`) of `count` tenants `idOf(0…count−1)`, each a copy of one
+ * tenant made with `tenants.create` and `rows` documents, where `storage.layout` puts them.
+ * Returns the folder and each id's file.
+ */
+export async function copiedTenantSet(
+  name: string,
+  count: number,
+  idOf: (i: number) => string,
+  rows: number,
+  storage: Partial<SqliteStorageOptions> = {},
+): Promise<{ dir: string; files: Map<string, string> }> {
+  const dir = tempDir(name)
+  const layout = storage.layout ?? 'flat'
+  const shard = await openShard(dir, storage)
+  await shard.tenants.create('template')
+  await shard.withTenant('template', async (t) => {
+    for (let i = 1; i <= rows; i++)
+      await t.db
+        .insertInto('documents')
+        .values({ title: `document ${i}` })
+        .execute()
+  })
+  await shard.close()
+  const template = tenantFile(dir, 'template', layout)
+  const files = new Map<string, string>()
+  const folders = new Set<string>()
+  for (let i = 0; i < count; i++) {
+    const id = idOf(i)
+    const file = tenantFile(dir, id, layout)
+    const folder = path.dirname(file)
+    if (!folders.has(folder)) {
+      fs.mkdirSync(folder, { recursive: true })
+      folders.add(folder)
+    }
+    fs.copyFileSync(template, file)
+    files.set(id, file)
+  }
+  fs.rmSync(template)
+  return { dir, files }
+}
