@@ -32,12 +32,13 @@ export async function acquireTenant(ctx: ShardinesContext, tenantId: string, rea
   if (state.ready) return lease
   // A miss whose stamp (read while the adapter opened the file) is already the latest, once the
   // migration sets are loaded: ready at once, as migrateOnOpen would decide, without its promises.
-  if (state.readying === null && lease.versionStampAtOpen !== undefined) {
-    const sets = ctx.migrateOnOpen === 'off' ? undefined : ctx.loadedMigrationSets()
-    if (ctx.migrateOnOpen === 'off' || sets?.tenant.latestStamp === lease.versionStampAtOpen) {
-      state.ready = true
-      return lease
-    }
+  if (
+    state.readying === null &&
+    lease.versionStampAtOpen !== undefined &&
+    (ctx.migrateOnOpen === 'off' || ctx.loadedMigrationSets()?.tenant.latestStamp === lease.versionStampAtOpen)
+  ) {
+    state.ready = true
+    return lease
   }
   try {
     state.readying ??= migrateOnOpen(ctx, tenantId, lease).finally(() => {
