@@ -1067,9 +1067,9 @@ export type { JournalMode }
 function readStampAndSchema(db: DriverConnection): number {
   // On a failure the caller closes the connection, which ends the transaction.
   db.exec('begin')
-  // The read takes the shared lock; the prepare below then loads the schema under it.
+  // The read takes the shared lock; the next statement then loads the schema under it (its
+  // prepare does; `limit 0` reads nothing more), and `exec` makes no statement object for it.
   const stamp = db.prepare('pragma user_version').pluck().get() as number
-  db.prepare('select 1 from sqlite_schema')
-  db.exec('commit')
+  db.exec('select 1 from sqlite_schema limit 0; commit')
   return stamp
 }
