@@ -26,9 +26,9 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { copiedTenantSet } from './lib/fixture.js'
 import { median } from './lib/measure.js'
+import { POINT_SELECT, rawOpenCase } from './lib/raw-opens.js'
 import { printHeader, printTable, ratio, us } from './lib/table.js'
 
-const SQL = 'select * from "documents" where "id" = ?'
 const ROWS = 20
 const BAR = 1.25
 
@@ -48,27 +48,19 @@ if (process.env.BENCH_RAW_LRU_CHILD !== undefined) {
   const ring = files.slice(0, files.length - (config.kind === 'held' ? config.size : 0))
   const kept = held.map((file) => {
     const db = new Database(file, { fileMustExist: true })
-    db.prepare(SQL).get(1)
+    db.prepare(POINT_SELECT).get(1)
     return db
   })
-  const lru: Database.Database[] = []
-  let at = 0
-  const once = (i: number) => {
-    const db = new Database(ring[at] as string, { fileMustExist: true })
-    db.prepare(SQL).get((i % ROWS) + 1)
-    if (config.kind === 'lru') {
-      lru.push(db)
-      if (lru.length > config.size) lru.shift()?.close()
-    } else {
-      db.close()
-    }
-    at = (at + 1) % ring.length
-  }
-  for (let i = 0; i < 2_000; i++) once(i)
+  const measured = rawOpenCase(label(config), ring, {
+    rows: ROWS,
+    keep: config.kind === 'lru' ? config.size : undefined,
+  })
+  measured.run(2_000)
   const started = process.hrtime.bigint()
-  for (let i = 0; i < iterations; i++) once(i)
+  measured.run(iterations)
   const ns = Number(process.hrtime.bigint() - started) / iterations
-  for (const db of [...kept, ...lru]) db.close()
+  measured.close()
+  for (const db of kept) db.close()
   process.stdout.write(JSON.stringify({ ns }))
   process.exit(0)
 }
