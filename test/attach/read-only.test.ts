@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ReadOnlyAttachmentError, ShardinesError } from '@shardines/core'
 import { type Compilable, type Kysely, sql } from 'kysely'
-import { attachedNames, setupWithApexIndexAndView as setup } from './attach-helpers.js'
+import { attachedNames, seedTenant, setupWithApexIndexAndView as setup } from './attach-helpers.js'
 
 /** Everything that could change in apex: rows, and the schema (tables, indexes, views and their SQL). */
 async function apexSnapshot(apex: Kysely<any>) {
@@ -287,5 +287,72 @@ test('raw sql is judged by its compiled program: after t.attach("apex") a raw wr
     assert.deepEqual(rows, [{ n: 0 }])
   })
   assert.deepEqual(await shard.apex.selectFrom('plans').select('id').where('id', '=', 'raw').execute(), [])
+  await shard.close()
+})
+
+test('one ATTACH compiler serves every tenant: refusals in interleaved scopes name their own tenant, and a refusal leaves nothing behind for the next compile', async () => {
+  const { shard } = await setup()
+  await seedTenant(shard, 'globex', 'G-')
+  const select = (db: Kysely<any>) =>
+    db.selectFrom('documents as d').innerJoin('apex.accounts as a', 'a.id', 'd.owner_id').select(['d.title', 'a.email'])
+  const expectedSql =
+    'select "d"."title", "a"."email" from "documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"'
+  let acmeDone!: () => void
+  const acmeWaits = new Promise<void>((resolve) => {
+    acmeDone = resolve
+  })
+  let globexReady!: () => void
+  const globexWaits = new Promise<void>((resolve) => {
+    globexReady = resolve
+  })
+  await Promise.all([
+    shard.withTenant('acme', async (t) => {
+      await globexWaits
+      // Refused in the middle of the tree (an insert's select), while globex's scope is open.
+      assert.throws(
+        () =>
+          (t.db as Kysely<any>)
+            .insertInto('apex.plans')
+            .columns(['id', 'name'])
+            .expression(
+              select(t.db as Kysely<any>)
+                .clearSelect()
+                .select(['d.title', 'd.title']),
+            )
+            .compile(),
+        (error: unknown) => error instanceof ReadOnlyAttachmentError && error.tenantId === 'acme',
+      )
+      // The next compile, anywhere, is whole: no parentheses from a stale parent, no stray schema.
+      assert.equal(select(t.db as Kysely<any>).compile().sql, expectedSql)
+      acmeDone()
+    }),
+    shard.withTenant('globex', async (t) => {
+      globexReady()
+      await acmeWaits
+      assert.equal(select(t.db as Kysely<any>).compile().sql, expectedSql)
+      await assert.rejects((t.db as Kysely<any>).deleteFrom('apex.accounts').execute(), (error: unknown) => {
+        assert.ok(error instanceof ReadOnlyAttachmentError)
+        assert.equal(error.tenantId, 'globex')
+        assert.match(error.message, /tenant "globex"/)
+        return true
+      })
+      assert.deepEqual(
+        await select(t.db as Kysely<any>)
+          .orderBy('d.title')
+          .execute(),
+        [
+          { title: 'G-Plan', email: 'ann@x.test' },
+          { title: 'G-Spec', email: 'bob@x.test' },
+        ],
+      )
+    }),
+  ])
+  // And a refusal after both scopes still names the tenant of the scope it happened in.
+  await shard.withTenant('acme', async (t) => {
+    assert.throws(
+      () => (t.db as Kysely<any>).updateTable('apex.accounts').set({ plan: 'x' }).compile(),
+      (error: unknown) => assertRefused(error, 'accounts'),
+    )
+  })
   await shard.close()
 })

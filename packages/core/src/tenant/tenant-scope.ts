@@ -23,12 +23,11 @@ import type { TenantScope, TenantScopeDB, TenantTransaction } from './scope-type
 /** What a tenant scope may read besides its own file: apex, attached on demand. */
 export const TENANT_READABLE: ReadonlySet<string> = new Set([APEX])
 
-/**
- * One ATTACH compiler per tenant handle, shared by its scopes: compiling is
- * synchronous (no two compilations interleave), and building a compiler binds
- * ~100 visitor methods, about a microsecond per scope.
- */
-const tenantCompilers = new WeakMap<StorageHandle, AttachQueryCompiler>()
+/** The ATTACH compiler of every tenant scope: each compiles with its tenant's id as the label of refusals. */
+const TENANT_COMPILER = new AttachQueryCompiler({ label: undefined, readable: TENANT_READABLE })
+
+/** Each tenant handle's view of {@link TENANT_COMPILER}, shared by the handle's scopes. */
+const tenantCompilers = new WeakMap<StorageHandle, QueryCompiler>()
 
 /** One guard policy per tenant handle, shared by its scopes (a frozen value). */
 const tenantGuards = new WeakMap<StorageHandle, GuardPolicy>()
@@ -42,10 +41,10 @@ function tenantGuard(handle: StorageHandle, id: string): GuardPolicy {
   return guard
 }
 
-function tenantCompiler(handle: StorageHandle, id: string): AttachQueryCompiler {
+function tenantCompiler(handle: StorageHandle, id: string): QueryCompiler {
   let compiler = tenantCompilers.get(handle)
   if (compiler === undefined) {
-    compiler = new AttachQueryCompiler({ label: id, readable: TENANT_READABLE })
+    compiler = { compileQuery: (node, queryId) => TENANT_COMPILER.compileFor(id, node, queryId) }
     tenantCompilers.set(handle, compiler)
   }
   return compiler
