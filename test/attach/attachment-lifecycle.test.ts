@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { sql } from 'kysely'
+import { latch } from '../helpers/async-helpers.js'
 import { attachedNames, makeAttachShard, seedApex, seedTenant } from './attach-helpers.js'
 
 type Shard = Awaited<ReturnType<typeof makeAttachShard>>['shard']
@@ -120,14 +121,8 @@ test("t.attach('apex') lasts for its scope, whatever another scope's write trans
   const { shard } = await makeAttachShard()
   await seedApex(shard)
   await seedTenant(shard, 'acme')
-  let attached!: () => void
-  const ready = new Promise<void>((resolve) => {
-    attached = resolve
-  })
-  let written!: () => void
-  const wrote = new Promise<void>((resolve) => {
-    written = resolve
-  })
+  const { promise: ready, resolve: attached } = latch()
+  const { promise: wrote, resolve: written } = latch()
   const holder = shard.withTenant('acme', async (t) => {
     await t.attach('apex')
     attached()

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ReadOnlyAttachmentError, ShardinesError } from '@shardines/core'
 import { type Compilable, type Kysely, sql } from 'kysely'
+import { latch } from '../helpers/async-helpers.js'
 import { attachedNames, seedTenant, setupWithApexIndexAndView as setup } from './attach-helpers.js'
 
 /** Everything that could change in apex: rows, and the schema (tables, indexes, views and their SQL). */
@@ -297,14 +298,8 @@ test('one ATTACH compiler serves every tenant: refusals in interleaved scopes na
     db.selectFrom('documents as d').innerJoin('apex.accounts as a', 'a.id', 'd.owner_id').select(['d.title', 'a.email'])
   const expectedSql =
     'select "d"."title", "a"."email" from "documents" as "d" inner join "apex"."accounts" as "a" on "a"."id" = "d"."owner_id"'
-  let acmeDone!: () => void
-  const acmeWaits = new Promise<void>((resolve) => {
-    acmeDone = resolve
-  })
-  let globexReady!: () => void
-  const globexWaits = new Promise<void>((resolve) => {
-    globexReady = resolve
-  })
+  const { promise: acmeWaits, resolve: acmeDone } = latch()
+  const { promise: globexWaits, resolve: globexReady } = latch()
   await Promise.all([
     shard.withTenant('acme', async (t) => {
       await globexWaits

@@ -3,6 +3,7 @@
 // ATTACH) must wait until an open transaction ends instead of running inside it.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { latch } from '../helpers/async-helpers.js'
 import { attachedNames, makeAttachShard, seedApex, seedTenant, settle } from './attach-helpers.js'
 
 async function setup(storageOptions = {}) {
@@ -14,10 +15,7 @@ async function setup(storageOptions = {}) {
 
 /** A promise with its resolver outside, plus whether it settled yet. */
 function gate() {
-  let open!: () => void
-  const promise = new Promise<void>((resolve) => {
-    open = resolve
-  })
+  const { promise, resolve: open } = latch()
   return { promise, open }
 }
 

@@ -52,7 +52,7 @@ import {
   TenantScopeClosedError,
 } from '@shardines/core'
 import { type Kysely, sql } from 'kysely'
-import { caught, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
+import { caught, latch, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
 import {
   makeTargetShard,
   type TargetShard,
@@ -74,10 +74,7 @@ type Capability = keyof StorageCapabilities
 
 /** Resolves when called; for "this point was reached" signals between concurrent scopes. */
 function signal(): { promise: Promise<void>; fire: () => void } {
-  let fire!: () => void
-  const promise = new Promise<void>((resolve) => {
-    fire = resolve
-  })
+  const { promise, resolve: fire } = latch()
   return { promise, fire }
 }
 

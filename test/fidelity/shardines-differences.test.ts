@@ -14,6 +14,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { type Kysely, sql } from 'kysely'
+import { latch } from '../helpers/async-helpers.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { type DB, fidelityMigrations } from './fidelity-schema.js'
 import { delay } from './harness.js'
@@ -68,10 +69,7 @@ test('a controlled transaction left open when the scope ends is rolled back, and
 
 test('an unawaited t.transaction and a connection() callback still running when the scope ends are ended with it', async () => {
   const { shard, log } = await open()
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => {
-    release = resolve
-  })
+  const { promise: gate, resolve: release } = latch()
   let floating: Promise<unknown> | undefined
   await assert.rejects(
     shard.withTenant('acme', async (t) => {
@@ -159,10 +157,7 @@ async function insertIntoMissingTable(t: { db: unknown }): Promise<unknown> {
 test("an error from a statement that had to wait keeps the caller's frame in its stack, as Kysely's do", async () => {
   const { shard } = await open()
   await shard.withTenant('acme', async (t) => {
-    let release!: () => void
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { promise: held, resolve: release } = latch()
     const transaction = t.transaction(async () => {
       await held
     })

@@ -72,3 +72,15 @@ export async function caught(call: () => unknown): Promise<unknown> {
   }
   throw new Error('expected the call to throw or reject, but it succeeded')
 }
+
+/**
+ * A promise and the function that resolves it, for tests that hold one scope
+ * at a known point while another acts (`await held` in one, `release()` in the other).
+ */
+export function latch(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}

@@ -19,7 +19,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { CamelCasePlugin, sql } from 'kysely'
-import { randomPause, seededRandom, sleep } from '../helpers/async-helpers.js'
+import { latch, randomPause, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { type ApexDB, apexMigrations, makeShard, type TenantDB, tenantMigrations } from '../helpers/fixtures.js'
 import { HAS_PROC_FD, mainFileOf, openPathsUnder } from '../helpers/open-files.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -42,10 +42,7 @@ async function hold(begin: (inside: () => Promise<void>) => Promise<unknown>) {
   const decision = new Promise<boolean>((resolve) => {
     decide = resolve
   })
-  let opened!: () => void
-  const open = new Promise<void>((resolve) => {
-    opened = resolve
-  })
+  const { promise: open, resolve: opened } = latch()
   const done = begin(async () => {
     opened()
     if (!(await decision)) throw new RolledBack()
@@ -856,14 +853,8 @@ describe('synchronous prepared reads (executeSync, executeTakeFirstSync)', () =>
         const body = 'x'.repeat(4096)
         /** A transaction on `id` that writes ~8 MB and stays open. */
         const spill = async (id: string) => {
-          let release!: () => void
-          const gate = new Promise<void>((resolve) => {
-            release = resolve
-          })
-          let filled!: () => void
-          const full = new Promise<void>((resolve) => {
-            filled = resolve
-          })
+          const { promise: gate, resolve: release } = latch()
+          const { promise: full, resolve: filled } = latch()
           const writer = shard.withTenant(id, (t) =>
             t.transaction(async (trx) => {
               for (let i = 0; i < rows; i += 100) {
@@ -994,10 +985,7 @@ describe('synchronous prepared reads (executeSync, executeTakeFirstSync)', () =>
     const count = shard.prepare((db) => db.selectFrom('documents').select((eb) => eb.fn.countAll<number>().as('n')))
     const emails = shard.prepareApex((db) => db.selectFrom('accounts').select('email'))
     assert.equal(emails.executeSync().length, 2)
-    let resume!: () => void
-    const paused = new Promise<void>((resolve) => {
-      resume = resolve
-    })
+    const { promise: paused, resolve: resume } = latch()
     const running = shard.withTenant('acme', async () => {
       assert.deepEqual(count.executeTakeFirstSync(), { n: 3 })
       await paused

@@ -10,6 +10,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { CamelCasePlugin, InsertResult } from 'kysely'
+import { latch } from '../helpers/async-helpers.js'
 import { seeded, withOwnerQuery } from './prepared-fixtures.js'
 
 describe('prepared queries', () => {
@@ -152,14 +153,8 @@ describe('prepared queries', () => {
   test('transactions: a scope sees its own uncommitted rows; another scope waits for the commit', async () => {
     const { shard } = await seeded(['acme'])
     const count = shard.prepare((db) => db.selectFrom('documents').select((eb) => eb.fn.countAll<number>().as('n')))
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    let inside!: () => void
-    const started = new Promise<void>((resolve) => {
-      inside = resolve
-    })
+    const { promise: gate, resolve: release } = latch()
+    const { promise: started, resolve: inside } = latch()
     const writer = shard.withTenant('acme', (t) =>
       t.transaction(async (trx) => {
         await trx.db.insertInto('documents').values({ title: 'uncommitted', status: 'open' }).execute()

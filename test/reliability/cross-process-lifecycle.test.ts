@@ -10,6 +10,7 @@ import * as path from 'node:path'
 import { test } from 'node:test'
 import type { SqliteStorageOptions } from '@shardines/adapter-sqlite'
 import { createShardines, type Shardines, TenantArchivedError, TenantNotFoundError } from '@shardines/core'
+import { latch } from '../helpers/async-helpers.js'
 import { spawnTsChild } from '../helpers/child-process.js'
 import { type ApexDB, makeShard, sqliteFactory, type TenantDB, tenantMigrations } from '../helpers/fixtures.js'
 import { HAS_PROC_FD, mainFileOf, openPathsUnder } from '../helpers/open-files.js'
@@ -235,14 +236,8 @@ test('a scope running when process 2 re-creates the tenant finishes on its file;
   timeout: 30_000,
 }, async () => {
   const { shard, dir, other } = await setup()
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let started!: () => void
-  const running = new Promise<void>((resolve) => {
-    started = resolve
-  })
+  const { promise: gate, resolve: release } = latch()
+  const { promise: running, resolve: started } = latch()
   const seen: string[][] = []
   const first = shard.withTenant('acme', async (t) => {
     const read = async () =>

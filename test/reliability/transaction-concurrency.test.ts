@@ -24,7 +24,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import type { Generated, Kysely } from 'kysely'
-import { randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
+import { latch, randomPause, runInLanes, seededRandom, sleep } from '../helpers/async-helpers.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 interface DB {
@@ -409,10 +409,7 @@ for (const { journalMode, maxOpen } of VARIANTS) {
         let floating: Promise<unknown> | undefined
         const controlled = chance(0.5)
         // The unawaited transaction goes on only once its scope has ended.
-        let release!: () => void
-        const scopeEnded = new Promise<void>((resolve) => {
-          release = resolve
-        })
+        const { promise: scopeEnded, resolve: release } = latch()
         try {
           await shard.withTenant(id, async (t) => {
             if (controlled) {
@@ -424,10 +421,7 @@ for (const { journalMode, maxOpen } of VARIANTS) {
                 .execute()
               unit.tags.push(`${op}.open`)
             } else {
-              let started!: () => void
-              const begun = new Promise<void>((resolve) => {
-                started = resolve
-              })
+              const { promise: begun, resolve: started } = latch()
               floating = t.transaction(async (trx) => {
                 await trx.db
                   .insertInto('writes')

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Migration, type Params, ReadOnlyAttachmentError, StatementRefusedError } from '@shardines/core'
 import { type Kysely, sql } from 'kysely'
-import { caught } from '../helpers/async-helpers.js'
+import { caught, latch } from '../helpers/async-helpers.js'
 import { tenantMigrations } from '../helpers/fixture-schema.js'
 import { APEX_ACCOUNTS, makeWorld, rowsOf, seededDocuments, type World } from './guard-world.js'
 
@@ -283,14 +283,8 @@ test('migrate.tenant works while a scope holding temp shadows of the main tables
   const old = await makeWorld()
   await old.shard.close()
   const w = await makeWorld({ dir: old.dir, seed: false, tenantMigrations: PRIORITY, migrateOnOpen: 'off' })
-  let release!: () => void
-  const held = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let ready!: () => void
-  const shadowed = new Promise<void>((resolve) => {
-    ready = resolve
-  })
+  const { promise: held, resolve: release } = latch()
+  const { promise: shadowed, resolve: ready } = latch()
   const holder = w.shard.withTenant('acme', async (t) => {
     await sql`create temp table documents (id integer primary key, title text)`.execute(t.db)
     await sql`create temp table kysely_migration (name text, timestamp text)`.execute(t.db)
@@ -404,14 +398,8 @@ test('a temp trigger left to copy rows into apex is gone for the next scope: its
 
 test('temp objects live until the last scope holding the handle ends; meanwhile a concurrent scope is still guarded', async () => {
   const w = await makeWorld()
-  let release!: () => void
-  const held = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let ready!: () => void
-  const created = new Promise<void>((resolve) => {
-    ready = resolve
-  })
+  const { promise: held, resolve: release } = latch()
+  const { promise: created, resolve: ready } = latch()
   const holder = w.shard.withTenant('acme', async (t) => {
     await t.attach('apex')
     await sql`create temp trigger copy_out after insert on main.documents begin insert into apex.plans (id, name) values (new.title, 'stolen'); end`.execute(

@@ -18,7 +18,7 @@ import {
 } from '@shardines/core'
 import Database from 'better-sqlite3'
 import { type Kysely, sql } from 'kysely'
-import { caught } from '../helpers/async-helpers.js'
+import { caught, latch } from '../helpers/async-helpers.js'
 import { APEX_ACCOUNTS, makeWorld, observe, rowsOf, type Shard, seededDocuments, type World } from './guard-world.js'
 
 type Scope = Parameters<Parameters<Shard['withTenant']>[1]>[0]
@@ -1074,14 +1074,8 @@ const cases: Case[] = [
     attempt: inAcme(async (_t, w) => {
       const attachesApex = w.shard.prepare((db) => db.selectFrom('apex.plans').select('id'))
       const q = w.shard.prepare((db) => ({ compile: () => sql`select * from plans`.compile(db) }))
-      let release!: () => void
-      const held = new Promise<void>((resolve) => {
-        release = resolve
-      })
-      let started!: () => void
-      const open = new Promise<void>((resolve) => {
-        started = resolve
-      })
+      const { promise: held, resolve: release } = latch()
+      const { promise: open, resolve: started } = latch()
       const holder = w.shard.withTenant('acme', (other) =>
         other.transaction(async (trx) => {
           await trx.db.insertInto('documents').values({ title: 'held' }).execute()
